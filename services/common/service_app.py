@@ -1,0 +1,50 @@
+"""What every tubewatch service serves the same way: /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+# A readiness check returns (ok, detail); detail is shown in /readyz.
+ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
+
+READINESS_CHECKS: web.AppKey[dict[str, ReadinessCheck]] = web.AppKey("readiness_checks", dict)
+METRICS_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry", CollectorRegistry)
+
+
+def add_service_routes(app: web.Application, registry: CollectorRegistry) -> None:
+    """Register /healthz (liveness), /readyz (dependencies) and /metrics (Prometheus text)."""
+    app[METRICS_REGISTRY] = registry
+    app[READINESS_CHECKS] = {}
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+
+
+def add_readiness_check(app: web.Application, name: str, check: ReadinessCheck) -> None:
+    app[READINESS_CHECKS][name] = check
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    results: dict[str, dict[str, object]] = {}
+    for name, check in request.app[READINESS_CHECKS].items():
+        try:
+            ok, detail = await check()
+        except Exception as exc:  # a failing check is a "not ready", never a 500
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        results[name] = {"ok": ok, "detail": detail}
+    ready = all(r["ok"] for r in results.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", "checks": results}, status=200 if ready else 503
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS_REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

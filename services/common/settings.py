@@ -1,0 +1,167 @@
+"""Settings shared by every service: one flat environment contract, composed per service.
+
+Each sub-model reads its own variables; a service's ``Settings`` inherits the sub-models it
+needs, so every variable has exactly one name and one default across the project.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+_COMMON_CONFIG = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+
+def split_list(value: object, pattern: str) -> list[str]:
+    """Split a comma/whitespace separated environment value into clean, non-empty items."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    else:
+        items = re.split(pattern, str(value))
+    return [item.strip() for item in items if item.strip()]
+
+
+class LoggingSettings(BaseSettings):
+    model_config = _COMMON_CONFIG
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class YouTubeSettings(BaseSettings):
+    model_config = _COMMON_CONFIG
+
+    # Comma- or whitespace-separated; NoDecode stops pydantic-settings from JSON-decoding it.
+    youtube_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    youtube_api_url: str = "https://www.googleapis.com/youtube/v3"
+    search_queries: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["cricket"])
+    poll_interval_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("youtube_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> list[str]:
+        return split_list(value, r"[,\s]+")
+
+    @field_validator("search_queries", mode="before")
+    @classmethod
+    def _split_queries(cls, value: object) -> list[str]:
+        return split_list(value, r",")
+
+    @field_validator("search_queries")
+    @classmethod
+    def _queries_not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one search query is required")
+        return value
+
+    @field_validator("youtube_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _require_scheme(value, ("http", "https")).rstrip("/")
+
+
+class AmqpSettings(BaseSettings):
+    model_config = _COMMON_CONFIG
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_exchange: str = Field(default="tubewatch.videos", min_length=1)
+    amqp_queue: str = Field(default="tubewatch.videos.index", min_length=1)
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_url(cls, value: str) -> str:
+        return _require_scheme(value, ("amqp", "amqps"))
+
+
+class MongoSettings(BaseSettings):
+    model_config = _COMMON_CONFIG
+
+    mongodb_url: str = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
+    mongodb_database: str = Field(default="tubewatch", min_length=1, pattern=r"^[^/\\. \"$]+$")
+
+    @field_validator("mongodb_url")
+    @classmethod
+    def _mongo_url(cls, value: str) -> str:
+        return _require_scheme(value, ("mongodb", "mongodb+srv"))
+
+
+class ElasticsearchSettings(BaseSettings):
+    model_config = _COMMON_CONFIG
+
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    # An alias over versioned indices (e.g. videos -> videos-v1).
+    elasticsearch_index: str = Field(default="videos", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+
+    @field_validator("elasticsearch_url")
+    @classmethod
+    def _es_url(cls, value: str) -> str:
+        return _require_scheme(value, ("http", "https")).rstrip("/")
+
+
+class ApiSettings(BaseSettings):
+    model_config = _COMMON_CONFIG
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+
+
+class EmulatorSettings(BaseSettings):
+    model_config = _COMMON_CONFIG
+
+    emulator_host: str = "127.0.0.1"
+    emulator_port: int = Field(default=8090, ge=0, le=65535)
+
+
+class FetcherPortSettings(BaseSettings):
+    model_config = _COMMON_CONFIG
+
+    fetcher_host: str = "127.0.0.1"
+    fetcher_port: int = Field(default=8081, ge=0, le=65535)
+
+
+class IndexerPortSettings(BaseSettings):
+    model_config = _COMMON_CONFIG
+
+    indexer_host: str = "127.0.0.1"
+    indexer_port: int = Field(default=8082, ge=0, le=65535)
+
+
+class StackSettings(AmqpSettings, MongoSettings, ElasticsearchSettings, ApiSettings, EmulatorSettings, LoggingSettings):
+    """What the local stack scripts read: the same URLs the services connect to."""
+
+    state_dir: Path = PROJECT_ROOT / ".local"
+
+
+def _require_scheme(value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return value
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(settings_cls: type[SettingsT]) -> SettingsT:
+    """Build settings from the environment, or exit with one line naming the bad variable."""
+    try:
+        return settings_cls()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        variable = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        raise SystemExit(f"tubewatch: invalid setting {variable}: {message}") from None
