@@ -1,0 +1,38 @@
+"""Publishes video events to RabbitMQ with publisher confirms: returning means the broker has it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange
+
+from services.common.events import VideoEvent
+from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
+
+
+class VideoPublisher:
+    def __init__(self, exchange: AbstractExchange) -> None:
+        self._exchange = exchange
+
+    @classmethod
+    async def declare(cls, channel: AbstractChannel, names: QueueNames) -> VideoPublisher:
+        # The fetcher declares the indexer's queue too: a message published before any indexer
+        # ever started must wait in a durable queue, not vanish at an exchange with no binding.
+        await declare_index_queue(channel, names)
+        return cls(await channel.get_exchange(names.exchange))
+
+    async def publish_videos(self, events: Sequence[VideoEvent]) -> None:
+        """Publish all events, confirmed by the broker; raises if any was not confirmed."""
+        await asyncio.gather(*(self._publish(event) for event in events))
+
+    async def _publish(self, event: VideoEvent) -> None:
+        message = aio_pika.Message(
+            body=event.model_dump_json().encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=event.video_id,
+            headers={"query": event.query, "schema_version": event.schema_version},
+        )
+        await self._exchange.publish(message, routing_key=ROUTING_KEY_VIDEO_FOUND, mandatory=True)
