@@ -1,0 +1,62 @@
+# tubewatch: `make run` starts everything, `make test` checks everything. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+PYPI := https://pypi.org/simple
+
+.PHONY: help install up down status run test lint typecheck pytest unit integration e2e lock clean
+
+help:
+	@echo "make run        start the local stack and all services (demo data without YOUTUBE_API_KEYS)"
+	@echo "make test       install, start the stack, lint, type-check and run every test"
+	@echo "make up|down|status   the local RabbitMQ, MongoDB and Elasticsearch"
+	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
+
+$(VENV)/.synced: requirements.lock
+	@$(PYTHON_BOOT) -c 'import sys; assert sys.version_info[:2] == (3, 11), "tubewatch needs Python 3.11"'
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --index-url $(PYPI) uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) --index-url $(PYPI) requirements.lock
+	@touch $@
+
+install: $(VENV)/.synced
+
+lock: install
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
+		--index-url $(PYPI) -o requirements.lock
+
+up: install
+	$(PY) -m deploy.localstack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m deploy.localstack down; else echo "nothing to stop (no $(VENV))"; fi
+
+status: install
+	$(PY) -m deploy.localstack status
+
+run: up
+	@./deploy/run.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy services deploy tests
+
+pytest: install
+	$(VENV)/bin/pytest -p no:cacheprovider
+
+test: install up lint typecheck pytest
+
+unit: install
+	$(VENV)/bin/pytest -p no:cacheprovider tests/unit
+
+integration: up
+	$(VENV)/bin/pytest -p no:cacheprovider tests/integration tests/e2e
+
+clean: down
+	rm -rf .local $(VENV)
