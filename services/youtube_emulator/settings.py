@@ -1,0 +1,102 @@
+"""The emulator's environment contract: shared host/port/logging plus ``EMULATOR_*`` knobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from services.common.settings import EmulatorSettings, LoggingSettings, split_list
+
+QuotaModel = Literal["search_bucket", "units"]
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def parse_mapping(value: object) -> dict[str, str]:
+    """Parse ``a:x,b:y`` (or an already-built mapping) into a dict; the last colon splits."""
+    if isinstance(value, dict):
+        return {str(k).strip(): str(v).strip() for k, v in value.items()}
+    result: dict[str, str] = {}
+    for item in split_list(value, r"[,\s]+"):
+        name, sep, mapped = item.rpartition(":")
+        if not sep or not name or not mapped:
+            raise ValueError(f"expected NAME:VALUE pairs, got {item!r}")
+        result[name] = mapped
+    return result
+
+
+class Settings(EmulatorSettings, LoggingSettings):
+    # The fetcher's query list is the emulator's default set of streams, so a demo needs one variable.
+    search_queries: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["cricket"])
+    emulator_queries: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    emulator_seed: int = 20261124
+    emulator_videos_per_minute: float = Field(default=6.0, gt=0, le=600)
+    emulator_backfill_seconds: int = Field(default=3600, ge=0)
+    emulator_channels: int = Field(default=20, ge=1, le=1000)
+    emulator_region_code: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+
+    # Quirks of the world (who is visible when) and of paging.
+    emulator_late_fraction: Fraction = 0.05
+    emulator_late_max_seconds: int = Field(default=600, ge=0)
+    emulator_live_fraction: Fraction = 0.02
+    emulator_duplicate_rate: Fraction = 0.02
+    emulator_empty_last_page_rate: Fraction = 0.05
+    emulator_result_cap: int = Field(default=500, ge=1)
+
+    # Quota.
+    emulator_quota_model: QuotaModel = "search_bucket"
+    emulator_search_calls_per_day: int = Field(default=100, ge=0)
+    emulator_units_per_day: int = Field(default=10_000, ge=0)
+    emulator_key_projects: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    emulator_key_budgets: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    emulator_project_budgets: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    emulator_invalid_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Faults (probabilities per API call, drawn from a seeded RNG).
+    emulator_fault_rate_limit: Fraction = 0.0
+    emulator_fault_5xx: Fraction = 0.0
+    emulator_fault_slow: Fraction = 0.0
+    emulator_fault_drop: Fraction = 0.0
+    emulator_slow_seconds: float = Field(default=5.0, ge=0)
+
+    @field_validator("search_queries", "emulator_queries", mode="before")
+    @classmethod
+    def _split_queries(cls, value: object) -> list[str]:
+        return split_list(value, r",")
+
+    @field_validator("emulator_invalid_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> list[str]:
+        return split_list(value, r"[,\s]+")
+
+    @field_validator("emulator_key_projects", "emulator_key_budgets", "emulator_project_budgets", mode="before")
+    @classmethod
+    def _mapping(cls, value: object) -> dict[str, str]:
+        return parse_mapping(value)
+
+    @field_validator("emulator_key_budgets", "emulator_project_budgets")
+    @classmethod
+    def _non_negative(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(budget < 0 for budget in value.values()):
+            raise ValueError("budgets must be >= 0")
+        return value
+
+    @property
+    def stream_queries(self) -> list[str]:
+        """SEARCH_QUERIES then EMULATOR_QUERIES, without case-insensitive duplicates."""
+        seen: set[str] = set()
+        queries: list[str] = []
+        for query in [*self.search_queries, *self.emulator_queries]:
+            key = normalize_query(query)
+            if key and key not in seen:
+                seen.add(key)
+                queries.append(" ".join(query.split()))
+        return queries
+
+
+def normalize_query(query: str) -> str:
+    """How a ``q`` is compared with a stream's query: case- and whitespace-insensitively."""
+    return " ".join(query.split()).casefold()

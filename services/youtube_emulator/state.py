@@ -1,0 +1,158 @@
+"""Everything one emulator holds: clock, world, quota ledger, faults and the runtime knobs."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.youtube_emulator.clock import Clock
+from services.youtube_emulator.faults import FaultInjector, FaultPolicy
+from services.youtube_emulator.quota import QuotaLedger, QuotaPolicy
+from services.youtube_emulator.settings import QuotaModel, Settings
+from services.youtube_emulator.world import World, WorldParams
+
+_Fraction = Field(ge=0.0, le=1.0)
+
+
+class Behaviour(BaseModel):
+    """Knobs that change how calls are answered, not which videos exist (POST /admin/config)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    quota_model: QuotaModel
+    search_calls_per_day: int = Field(ge=0)
+    units_per_day: int = Field(ge=0)
+    key_projects: dict[str, str]
+    key_budgets: dict[str, int]
+    project_budgets: dict[str, int]
+    invalid_keys: list[str]
+    fault_rate_limit: float = _Fraction
+    fault_5xx: float = _Fraction
+    fault_slow: float = _Fraction
+    fault_drop: float = _Fraction
+    slow_seconds: float = Field(ge=0.0)
+    duplicate_rate: float = _Fraction
+    empty_last_page_rate: float = _Fraction
+    result_cap: int = Field(ge=1)
+    region_code: str = Field(pattern=r"^[A-Z]{2}$")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Behaviour:
+        return cls(
+            quota_model=settings.emulator_quota_model,
+            search_calls_per_day=settings.emulator_search_calls_per_day,
+            units_per_day=settings.emulator_units_per_day,
+            key_projects=dict(settings.emulator_key_projects),
+            key_budgets=dict(settings.emulator_key_budgets),
+            project_budgets=dict(settings.emulator_project_budgets),
+            invalid_keys=list(settings.emulator_invalid_keys),
+            fault_rate_limit=settings.emulator_fault_rate_limit,
+            fault_5xx=settings.emulator_fault_5xx,
+            fault_slow=settings.emulator_fault_slow,
+            fault_drop=settings.emulator_fault_drop,
+            slow_seconds=settings.emulator_slow_seconds,
+            duplicate_rate=settings.emulator_duplicate_rate,
+            empty_last_page_rate=settings.emulator_empty_last_page_rate,
+            result_cap=settings.emulator_result_cap,
+            region_code=settings.emulator_region_code,
+        )
+
+    def quota_policy(self) -> QuotaPolicy:
+        return QuotaPolicy(
+            model=self.quota_model,
+            search_calls_per_day=self.search_calls_per_day,
+            units_per_day=self.units_per_day,
+            key_projects=self.key_projects,
+            key_budgets=self.key_budgets,
+            project_budgets=self.project_budgets,
+        )
+
+    def fault_policy(self) -> FaultPolicy:
+        return FaultPolicy(
+            rate_limit=self.fault_rate_limit,
+            server_error=self.fault_5xx,
+            slow=self.fault_slow,
+            drop=self.fault_drop,
+            slow_seconds=self.slow_seconds,
+        )
+
+
+class WorldOverrides(BaseModel):
+    """What POST /admin/reset may change about the world; unset fields come from the settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int | None = None
+    queries: list[str] | None = Field(default=None, min_length=1)
+    videos_per_minute: float | None = Field(default=None, gt=0, le=600)
+    backfill_seconds: int | None = Field(default=None, ge=0)
+    channels: int | None = Field(default=None, ge=1, le=1000)
+    late_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+    late_max_seconds: int | None = Field(default=None, ge=0)
+    live_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+def world_params(settings: Settings, overrides: WorldOverrides | None = None) -> WorldParams:
+    o = overrides or WorldOverrides()
+
+    def pick(value: Any, default: Any) -> Any:
+        return default if value is None else value
+
+    return WorldParams(
+        seed=pick(o.seed, settings.emulator_seed),
+        queries=tuple(pick(o.queries, settings.stream_queries)),
+        videos_per_minute=pick(o.videos_per_minute, settings.emulator_videos_per_minute),
+        backfill_seconds=pick(o.backfill_seconds, settings.emulator_backfill_seconds),
+        channels=pick(o.channels, settings.emulator_channels),
+        late_fraction=pick(o.late_fraction, settings.emulator_late_fraction),
+        late_max_seconds=pick(o.late_max_seconds, settings.emulator_late_max_seconds),
+        live_fraction=pick(o.live_fraction, settings.emulator_live_fraction),
+    )
+
+
+class EmulatorState:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.behaviour = Behaviour.from_settings(settings)
+        self.world = World(world_params(settings), self.clock.now())
+        self.ledger = QuotaLedger(self.behaviour.quota_policy())
+        self.faults = FaultInjector(self.behaviour.fault_policy(), self.world.params.seed)
+        self.quirks = random.Random(self.world.params.seed + 1)
+        self._high_water = self.clock.now()
+
+    def reset(self, *, now: float | None = None, frozen: bool = False, overrides: WorldOverrides | None = None) -> None:
+        """A fresh world: clock, videos, injected videos, spend, knobs and RNGs as at start-up."""
+        if now is None:
+            self.clock.reset()
+            self.clock.freeze(frozen)
+        else:
+            self.clock.set(now, frozen=frozen)
+        self.behaviour = Behaviour.from_settings(self.settings)
+        self.world = World(world_params(self.settings, overrides), self.clock.now())
+        self.ledger = QuotaLedger(self.behaviour.quota_policy())
+        self.faults = FaultInjector(self.behaviour.fault_policy(), self.world.params.seed)
+        self.quirks = random.Random(self.world.params.seed + 1)
+        self._high_water = self.clock.now()
+
+    def configure(self, patch: dict[str, Any]) -> Behaviour:
+        """Apply a partial update (maps and lists are replaced whole); raises ValidationError."""
+        self.behaviour = Behaviour.model_validate({**self.behaviour.model_dump(), **patch})
+        self.ledger.policy = self.behaviour.quota_policy()
+        self.faults.policy = self.behaviour.fault_policy()
+        return self.behaviour
+
+    def now(self) -> float:
+        now = self.clock.now()
+        self._high_water = max(self._high_water, now)
+        return now
+
+    def high_water(self) -> float:
+        """The latest instant the clock has shown: what has been visible "so far"."""
+        return max(self._high_water, self.now())
+
+
+STATE: web.AppKey[EmulatorState] = web.AppKey("youtube_emulator_state", EmulatorState)
