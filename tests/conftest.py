@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aio_pika
@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.settings import StackSettings
 from services.common.topology import QueueNames
+from tests.private_stack import PrivateStack
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +100,15 @@ async def queue_names(amqp: aio_pika.abc.AbstractRobustConnection, unique_name: 
     for exchange in (names.exchange, names.dead_exchange):
         await channel.exchange_delete(exchange)
     await channel.close()
+
+
+@pytest.fixture(scope="session")
+def private_stack() -> Iterator[PrivateStack]:
+    """A MongoDB and an Elasticsearch of this test session alone, for outage tests (stop/start)."""
+    stack = PrivateStack(mongodb_port=free_port(), elasticsearch_port=free_port())
+    try:
+        stack.start("mongodb")
+        stack.start("elasticsearch")
+        yield stack
+    finally:
+        stack.close()
