@@ -5,7 +5,6 @@ PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
-PYPI := https://pypi.org/simple
 
 .PHONY: help install up down status run test lint typecheck pytest unit integration e2e lock clean
 
@@ -18,15 +17,15 @@ help:
 $(VENV)/.synced: requirements.lock
 	@$(PYTHON_BOOT) -c 'import sys; assert sys.version_info[:2] == (3, 11), "tubewatch needs Python 3.11"'
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check --index-url $(PYPI) uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip sync --quiet --python $(PY) --index-url $(PYPI) requirements.lock
+	@$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
 	@touch $@
 
 install: $(VENV)/.synced
 
 lock: install
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
-		--index-url $(PYPI) -o requirements.lock
+		-o requirements.lock
 
 up: install
 	$(PY) -m deploy.localstack up
