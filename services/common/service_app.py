@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -48,3 +49,13 @@ async def _readyz(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS_REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def run_service(app: web.Application, host: str, port: int, port_variable: str) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM; a port that cannot be bound is one clear line, not a traceback."""
+    logging.getLogger("tubewatch").info("listening on http://%s:%s", host, port)
+    try:
+        web.run_app(app, host=host, port=port, print=None)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SystemExit(f"tubewatch: cannot listen on {host}:{port} (set {port_variable}): {reason}") from None

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from services.common.logs import configure_logging
+from services.common.service_app import run_service
 from services.common.settings import load_settings
 from services.youtube_emulator.app import create_app
 from services.youtube_emulator.settings import Settings
@@ -13,7 +12,7 @@ from services.youtube_emulator.settings import Settings
 def main() -> None:
     settings = load_settings(Settings)
     configure_logging(settings.log_level, settings.log_format, service="youtube-emulator")
-    web.run_app(create_app(settings), host=settings.emulator_host, port=settings.emulator_port)
+    run_service(create_app(settings), settings.emulator_host, settings.emulator_port, "EMULATOR_PORT")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -70,3 +71,23 @@ def test_a_service_with_a_wrong_value_exits_with_one_line_and_no_traceback(servi
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("tubewatch: invalid setting LOG_LEVEL: ")
     assert "Traceback" not in result.stderr
+
+
+def test_a_busy_port_is_one_clear_line_naming_the_variable() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "EMULATOR_PORT": str(port)}
+        result = subprocess.run(
+            [sys.executable, "-m", "services.youtube_emulator"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert f"tubewatch: cannot listen on 127.0.0.1:{port} (set EMULATOR_PORT)" in result.stderr
