@@ -227,7 +227,6 @@ def test_rabbitmq_reuses_the_running_broker_and_down_leaves_it(stack: Stack) -> 
     assert listener_pids(SYSTEM_BROKER.port) == broker
 
 
-@pytest.mark.skipif(shutil.which("rabbitmq-server") is None, reason="rabbitmq-server is not installed")
 def test_rabbitmq_starts_its_own_node_on_a_free_port_and_stops_it(stack: Stack) -> None:
     port = free_port()
     stack.env["AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:{port}/"
