@@ -15,17 +15,19 @@ from pathlib import Path
 from typing import Literal
 
 from deploy.localstack import clone_data_dir
-from services.common.settings import PROJECT_ROOT
+from services.common.settings import PROJECT_ROOT, StackSettings
 
-Server = Literal["mongodb", "elasticsearch"]
+Server = Literal["mongodb", "elasticsearch", "rabbitmq"]
 
 
 class PrivateStack:
-    def __init__(self, mongodb_port: int, elasticsearch_port: int) -> None:
+    def __init__(self, mongodb_port: int, elasticsearch_port: int, amqp_port: int | None = None) -> None:
         # Under /var/tmp rather than a 0700 temp dir of the test run: survives between stop and start.
         self.state_dir = Path(tempfile.mkdtemp(prefix="tubewatch-private-", dir="/var/tmp"))
         self.mongodb_url = f"mongodb://127.0.0.1:{mongodb_port}/?replicaSet=rs0"
         self.elasticsearch_url = f"http://127.0.0.1:{elasticsearch_port}"
+        # Without a port of its own, RabbitMQ stays the shared broker (never stopped from here).
+        self.amqp_url = f"amqp://guest:guest@127.0.0.1:{amqp_port}/" if amqp_port else StackSettings().amqp_url
         self._started: set[Server] = set()
 
     def _run(self, action: str, servers: str) -> None:
@@ -34,6 +36,7 @@ class PrivateStack:
             "STATE_DIR": str(self.state_dir),
             "MONGODB_URL": self.mongodb_url,
             "ELASTICSEARCH_URL": self.elasticsearch_url,
+            "AMQP_URL": self.amqp_url,
         }
         result = subprocess.run(
             [sys.executable, "-m", "deploy.localstack", action, "--only", servers],
