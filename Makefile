@@ -6,13 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 
-.PHONY: help install up down status run test lint typecheck pytest unit integration e2e lock clean soak
+.PHONY: help install up down status run test lint typecheck pytest unit integration e2e lock clean soak audit
 
 help:
 	@echo "make run        start the local stack and all services (demo data without YOUTUBE_API_KEYS)"
 	@echo "make test       install, start the stack, lint, type-check and run every test"
 	@echo "make up|down|status   the local RabbitMQ, MongoDB and Elasticsearch"
 	@echo "make soak       the chaos soak (SOAK_SECONDS, default 600) with a report in .local/soak/"
+	@echo "make audit      pip-audit over requirements.lock (needs PyPI's advisory service)"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
 
 $(VENV)/.synced: requirements.lock
@@ -57,6 +58,10 @@ unit: install
 
 integration: up
 	$(VENV)/bin/pytest -p no:cacheprovider tests/integration tests/e2e
+
+# Known vulnerabilities in the locked dependencies (needs PyPI's advisory data; fails if unreachable).
+audit: install
+	./deploy/audit.sh
 
 # The long chaos soak on private servers (SOAK_SECONDS, default 600); report in .local/soak/.
 soak: install
