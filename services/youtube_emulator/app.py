@@ -87,5 +87,9 @@ async def _serve(request: web.Request, endpoint: Method, build: Build) -> web.St
         level = logging.INFO if exc.outcome == "quota_exceeded" else logging.DEBUG
         logger.log(level, "answered %s with %s", endpoint, exc.status, extra={"outcome": exc.outcome})
         return errors.error_response(exc, pretty=pretty)
+    hostile = state.hostile.pick()
+    if hostile is not None:
+        metrics.record(endpoint, f"hostile_{hostile}")
+        return state.hostile.answer(hostile, request, payload)
     metrics.record(endpoint, "ok")
     return errors.json_response(payload, pretty=pretty)

@@ -62,6 +62,14 @@ class Settings(EmulatorSettings, LoggingSettings):
     emulator_fault_drop: Fraction = 0.0
     emulator_slow_seconds: float = Field(default=5.0, ge=0)
 
+    # Hostile answers (probability per successful call): see hostile.py.
+    emulator_hostile_truncated: Fraction = 0.0
+    emulator_hostile_wrong_types: Fraction = 0.0
+    emulator_hostile_missing_fields: Fraction = 0.0
+    emulator_hostile_huge_page: Fraction = 0.0
+    emulator_hostile_redirect: Fraction = 0.0
+    emulator_hostile_absurd_dates: Fraction = 0.0
+
     @field_validator("search_queries", "emulator_queries", mode="before")
     @classmethod
     def _split_queries(cls, value: object) -> list[str]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.youtube_emulator.clock import Clock
 from services.youtube_emulator.faults import FaultInjector, FaultPolicy
+from services.youtube_emulator.hostile import HostileInjector, HostilePolicy
 from services.youtube_emulator.quota import QuotaLedger, QuotaPolicy
 from services.youtube_emulator.settings import QuotaModel, Settings
 from services.youtube_emulator.world import World, WorldParams
@@ -34,6 +35,12 @@ class Behaviour(BaseModel):
     fault_slow: float = _Fraction
     fault_drop: float = _Fraction
     slow_seconds: float = Field(ge=0.0)
+    hostile_truncated: float = _Fraction
+    hostile_wrong_types: float = _Fraction
+    hostile_missing_fields: float = _Fraction
+    hostile_huge_page: float = _Fraction
+    hostile_redirect: float = _Fraction
+    hostile_absurd_dates: float = _Fraction
     duplicate_rate: float = _Fraction
     empty_last_page_rate: float = _Fraction
     result_cap: int = Field(ge=1)
@@ -54,6 +61,12 @@ class Behaviour(BaseModel):
             fault_slow=settings.emulator_fault_slow,
             fault_drop=settings.emulator_fault_drop,
             slow_seconds=settings.emulator_slow_seconds,
+            hostile_truncated=settings.emulator_hostile_truncated,
+            hostile_wrong_types=settings.emulator_hostile_wrong_types,
+            hostile_missing_fields=settings.emulator_hostile_missing_fields,
+            hostile_huge_page=settings.emulator_hostile_huge_page,
+            hostile_redirect=settings.emulator_hostile_redirect,
+            hostile_absurd_dates=settings.emulator_hostile_absurd_dates,
             duplicate_rate=settings.emulator_duplicate_rate,
             empty_last_page_rate=settings.emulator_empty_last_page_rate,
             result_cap=settings.emulator_result_cap,
@@ -68,6 +81,16 @@ class Behaviour(BaseModel):
             key_projects=self.key_projects,
             key_budgets=self.key_budgets,
             project_budgets=self.project_budgets,
+        )
+
+    def hostile_policy(self) -> HostilePolicy:
+        return HostilePolicy(
+            truncated=self.hostile_truncated,
+            wrong_types=self.hostile_wrong_types,
+            missing_fields=self.hostile_missing_fields,
+            huge_page=self.hostile_huge_page,
+            redirect=self.hostile_redirect,
+            absurd_dates=self.hostile_absurd_dates,
         )
 
     def fault_policy(self) -> FaultPolicy:
@@ -121,6 +144,7 @@ class EmulatorState:
         self.world = World(world_params(settings), self.clock.now())
         self.ledger = QuotaLedger(self.behaviour.quota_policy())
         self.faults = FaultInjector(self.behaviour.fault_policy(), self.world.params.seed)
+        self.hostile = HostileInjector(self.behaviour.hostile_policy(), self.world.params.seed)
         self.quirks = random.Random(self.world.params.seed + 1)
         self._high_water = self.clock.now()
 
@@ -135,6 +159,7 @@ class EmulatorState:
         self.world = World(world_params(self.settings, overrides), self.clock.now())
         self.ledger = QuotaLedger(self.behaviour.quota_policy())
         self.faults = FaultInjector(self.behaviour.fault_policy(), self.world.params.seed)
+        self.hostile = HostileInjector(self.behaviour.hostile_policy(), self.world.params.seed)
         self.quirks = random.Random(self.world.params.seed + 1)
         self._high_water = self.clock.now()
 
@@ -143,6 +168,7 @@ class EmulatorState:
         self.behaviour = Behaviour.model_validate({**self.behaviour.model_dump(), **patch})
         self.ledger.policy = self.behaviour.quota_policy()
         self.faults.policy = self.behaviour.fault_policy()
+        self.hostile.policy = self.behaviour.hostile_policy()
         return self.behaviour
 
     def now(self) -> float:
