@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EVENT_SCHEMA_VERSION: Literal[1] = 1
+# YouTube went public in 2005; nothing can have been published before.
+EARLIEST_PUBLISH_DATE = datetime(2005, 4, 1, tzinfo=UTC)
+# Clocks drift and scheduled broadcasts exist, but a publish date further ahead than this is garbage,
+# and a garbage future date would push a query's watermark past every real video.
+MAX_FUTURE_SKEW = timedelta(days=1)
 VIDEO_ID_PATTERN = r"^[A-Za-z0-9_-]{11}$"
 ThumbnailName = Literal["default", "medium", "high", "standard", "maxres"]
 
@@ -50,6 +55,12 @@ class VideoEvent(BaseModel):
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _plausible_publish_date(self) -> VideoEvent:
+        if not EARLIEST_PUBLISH_DATE <= self.published_at <= self.fetched_at + MAX_FUTURE_SKEW:
+            raise ValueError(f"published_at {self.published_at.isoformat()} is not a plausible YouTube publish date")
+        return self
 
 
 def video_url(video_id: str) -> str:

@@ -41,3 +41,15 @@ def test_unknown_fields_from_a_newer_producer_are_ignored() -> None:
 def test_invalid_bodies_are_refused_with_a_reason(body: bytes, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         decode_event(body)
+
+
+@pytest.mark.parametrize("published", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z"])
+def test_absurd_publish_dates_are_refused(published: str) -> None:
+    data = json.loads(EVENT.model_dump_json()) | {"published_at": published}
+    with pytest.raises(ValueError, match="plausible"):
+        decode_event(json.dumps(data).encode())
+
+
+def test_a_broadcast_scheduled_for_later_today_is_accepted() -> None:
+    data = json.loads(EVENT.model_dump_json()) | {"published_at": "2026-11-24T12:00:00Z"}
+    assert decode_event(json.dumps(data).encode()).published_at.hour == 12
