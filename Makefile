@@ -5,6 +5,9 @@ PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
+# swagger-ui-dist from the npm registry, for the API's /api/docs (target api-viewer below).
+API_VIEWER_VERSION := 5.35.0
+API_VIEWER := .local/api-viewer/.installed-$(API_VIEWER_VERSION)
 
 .PHONY: help install up down status run test lint typecheck pytest unit integration e2e lock clean soak audit
 
@@ -23,7 +26,7 @@ $(VENV)/.synced: requirements.lock
 	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
 	@touch $@
 
-install: $(VENV)/.synced
+install: $(VENV)/.synced $(API_VIEWER)
 
 lock: install
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
@@ -48,7 +51,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy services deploy tests
 
-pytest: install
+pytest: install browser
 	$(VENV)/bin/pytest -p no:cacheprovider
 
 test: install up lint typecheck pytest
@@ -56,8 +59,34 @@ test: install up lint typecheck pytest
 unit: install
 	$(VENV)/bin/pytest -p no:cacheprovider tests/unit
 
-integration: up
+integration: up browser
 	$(VENV)/bin/pytest -p no:cacheprovider tests/integration tests/e2e
+
+# Debian's Chromium for the dashboard's browser tests (Playwright's own browser download does not
+# work here); installed once, only when missing.
+CHROMIUM := /usr/bin/chromium
+.PHONY: browser dashboard-screenshot
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# Refresh the README's screenshot of the dashboard (docs/dashboard.png) over a freshly seeded catalogue.
+dashboard-screenshot: up browser
+	$(PY) -m tests.e2e.dashboard_support docs/dashboard.png
+
+# The API's interactive viewer (/api/docs): swagger-ui-dist from the npm registry at a pinned version,
+# installed into the git-ignored .local/ (never copied into the repository, never from a CDN).
+.PHONY: api-viewer
+api-viewer: $(API_VIEWER)
+
+$(API_VIEWER):
+	rm -rf .local/api-viewer && mkdir -p .local/api-viewer
+	npm install --prefix .local/api-viewer --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
+		swagger-ui-dist@$(API_VIEWER_VERSION)
+	@touch $@
 
 # Known vulnerabilities in the locked dependencies (needs PyPI's advisory data; fails if unreachable).
 audit: install

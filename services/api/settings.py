@@ -1,7 +1,47 @@
+"""The API's settings: the shared stores, RabbitMQ (for /status), the configured queries, cursors, workers."""
+
 from __future__ import annotations
 
-from services.common.settings import ApiSettings, ElasticsearchSettings, LoggingSettings, MongoSettings
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from services.common.settings import (
+    PROJECT_ROOT,
+    AmqpSettings,
+    ApiSettings,
+    ElasticsearchSettings,
+    LoggingSettings,
+    MongoSettings,
+    split_list,
+)
 
 
-class Settings(ApiSettings, ElasticsearchSettings, MongoSettings, LoggingSettings):
-    pass
+class Settings(ApiSettings, ElasticsearchSettings, MongoSettings, AmqpSettings, LoggingSettings):
+    # Same variable, default and parsing as YouTubeSettings.search_queries; the API needs only the
+    # query list (for /api/v1/queries), never the keys.
+    search_queries: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["cricket"])
+    # Signs page cursors. Unset: generated once into STATE_DIR/cursor_secret and shared by every
+    # API process on this machine. Set it explicitly when API processes run on several machines.
+    cursor_secret: SecretStr | None = Field(default=None, min_length=32)
+    # Processes serving the port together (SO_REUSEPORT); 1 serves from the main process.
+    api_workers: int = Field(default=1, ge=1, le=64)
+    # How long a relevance walk's Elasticsearch point-in-time stays open between two pages.
+    api_pit_keep_alive_seconds: int = Field(default=300, ge=10, le=3600)
+    # Identical list requests within this many seconds share one search (0 turns the micro-cache off).
+    api_page_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    state_dir: Path = PROJECT_ROOT / ".local"
+
+    @field_validator("search_queries", mode="before")
+    @classmethod
+    def _split_queries(cls, value: object) -> list[str]:
+        return split_list(value, r",")
+
+    @field_validator("search_queries")
+    @classmethod
+    def _queries_not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one search query is required")
+        return value

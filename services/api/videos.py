@@ -1,32 +1,43 @@
-"""The public shape of a video, built from a stored document."""
+"""The public shape of a video, built from a stored document (Elasticsearch _source or MongoDB)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from services.api.search import format_timestamp_ms, to_ms
 from services.common.events import video_url
-from services.common.timefmt import format_rfc3339, parse_rfc3339
+from services.common.timefmt import parse_rfc3339
+
+_THUMBNAIL_NAMES = ("default", "medium", "high")
 
 
-def public_video(doc: dict[str, Any]) -> dict[str, Any]:
-    published = doc.get("published_at")
+def published_ms(doc: dict[str, Any]) -> int:
+    published = doc["published_at"]
     if isinstance(published, str):
         published = parse_rfc3339(published)
     assert isinstance(published, datetime)
+    return to_ms(published)
+
+
+def public_video(doc: dict[str, Any], published_at_ms: int | None = None) -> dict[str, Any]:
+    """``published_at_ms`` saves parsing the stored date when the caller has it (a sort value)."""
+    video_id = doc["video_id"]
+    stored_thumbnails = doc.get("thumbnails") or {}
+    thumbnails = {}
+    for name in _THUMBNAIL_NAMES:
+        thumb = stored_thumbnails.get(name)
+        if isinstance(thumb, dict):
+            thumbnails[name] = {"url": thumb.get("url"), "width": thumb.get("width"), "height": thumb.get("height")}
     return {
-        "video_id": doc["video_id"],
-        "title": doc.get("title", ""),
-        "description": doc.get("description", ""),
-        "published_at": format_rfc3339(published),
-        "channel_id": doc.get("channel_id", ""),
-        "channel_title": doc.get("channel_title", ""),
-        "thumbnails": {
-            name: {"url": t.get("url"), "width": t.get("width"), "height": t.get("height")}
-            for name, t in (doc.get("thumbnails") or {}).items()
-            if name in ("default", "medium", "high") and isinstance(t, dict)
-        },
-        "url": video_url(doc["video_id"]),
+        "video_id": video_id,
+        "title": doc.get("title") or "",
+        "description": doc.get("description") or "",
+        "published_at": format_timestamp_ms(published_ms(doc) if published_at_ms is None else published_at_ms),
+        "channel_id": doc.get("channel_id") or "",
+        "channel_title": doc.get("channel_title") or "",
+        "thumbnails": thumbnails,
+        "url": video_url(video_id),
         "duration_seconds": doc.get("duration_seconds"),
         "view_count": doc.get("view_count"),
     }

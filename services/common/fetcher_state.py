@@ -26,6 +26,13 @@ class _StateDoc(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
+class WindowDoc(_StateDoc):
+    """A stretch of publish times [after, before] (both inclusive) not walked yet."""
+
+    after: AwareDatetime
+    before: AwareDatetime
+
+
 class QueryStateDoc(_StateDoc):
     query: str = Field(alias="_id")
     # Newest publishedAt whose messages the broker confirmed; head polls start here.
@@ -33,6 +40,16 @@ class QueryStateDoc(_StateDoc):
     last_poll_at: AwareDatetime | None = None
     last_sweep_at: AwareDatetime | None = None
     videos_published: int = 0
+    # Where the first poll of this query started (now - INITIAL_LOOKBACK_SECONDS); nothing older is read.
+    origin: AwareDatetime | None = None
+    # The watermark when the last late sweep started; the next sweep reaches OVERLAP_SECONDS below it.
+    sweep_floor: AwareDatetime | None = None
+    # Windows a walk could not finish (page cap, errors, quota): walked in later cycles, oldest last.
+    gaps: list[WindowDoc] = Field(default_factory=list)
+    search_calls_last_cycle: int = 0
+    updated_at: AwareDatetime | None = None
+    # Fencing token of the leader that wrote this document: a stale leader's write is refused.
+    lease_token: int = 0
 
 
 KeyState = Literal["live", "parked", "disabled"]
@@ -43,12 +60,19 @@ class KeyStateDoc(_StateDoc):
     project: str
     state: KeyState = "live"
     parked_until: AwareDatetime | None = None
+    parked_reason: str | None = None
     disabled_reason: str | None = None
+    # The project's videos.list units are spent (enrichment pauses; search goes on).
+    units_parked_until: AwareDatetime | None = None
     # Pacific-time day (YYYY-MM-DD) the spend below belongs to.
     quota_day: str
     search_calls_spent: int = 0
+    # The project's daily search budget (YOUTUBE_SEARCH_CALLS_PER_DAY), shared by its keys.
+    search_calls_per_day: int = 0
+    # videos.list units (1 per call).
     units_spent: int = 0
     updated_at: AwareDatetime
+    lease_token: int = 0
 
 
 class LeaseDoc(_StateDoc):
@@ -68,6 +92,16 @@ class BudgetDoc(_StateDoc):
     keys_parked: int
     keys_disabled: int
     updated_at: AwareDatetime
+    calls_spent_today: int = 0
+    search_calls_per_day: int = 0
+    projects: int = 0
+    # Estimated search calls per cycle (head polls plus amortised late sweeps, for all queries).
+    calls_per_cycle: float = 0.0
+    # Every key is parked or disabled: no call until resume_at.
+    all_keys_parked: bool = False
+    resume_at: AwareDatetime | None = None
+    leader: str | None = None
+    lease_token: int = 0
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -1,0 +1,160 @@
+"""Response models: the OpenAPI document is generated from these, and tests check responses against them.
+
+Handlers build plain dicts for speed (no per-item model construction); the unit and schemathesis
+tests validate what they build against these models, so the schema and the output cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.api.errors import ErrorCode
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Thumbnail(_Model):
+    url: str
+    width: int | None
+    height: int | None
+
+
+class Thumbnails(_Model):
+    default: Thumbnail | None = None
+    medium: Thumbnail | None = None
+    high: Thumbnail | None = None
+
+
+class Video(_Model):
+    video_id: str = Field(examples=["dQw4w9WgXcQ"])
+    title: str
+    description: str
+    published_at: datetime = Field(description="RFC 3339, UTC, with a trailing Z.")
+    channel_id: str
+    channel_title: str
+    thumbnails: Thumbnails
+    url: str = Field(examples=["https://www.youtube.com/watch?v=dQw4w9WgXcQ"])
+    duration_seconds: int | None = Field(description="null where unknown.")
+    view_count: int | None = Field(description="null where unknown.")
+
+
+class Total(_Model):
+    value: int = Field(ge=0)
+    relation: Literal["eq", "gte"] = Field(description="gte: at least value videos match (counting stops there).")
+
+
+class VideoPage(_Model):
+    items: list[Video]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+    total: Total
+
+
+class Channel(_Model):
+    channel_id: str
+    channel_title: str
+    video_count: int = Field(ge=0)
+
+
+class ChannelList(_Model):
+    items: list[Channel]
+
+
+class HistogramBucket(_Model):
+    start: datetime = Field(description="Start of the bucket (UTC).")
+    count: int = Field(ge=0)
+
+
+class Histogram(_Model):
+    interval: Literal["hour", "day"]
+    buckets: list[HistogramBucket]
+
+
+class QueryStatus(_Model):
+    query: str
+    videos_stored: int | None = Field(description="Videos in the catalogue found by this query; null if unknown.")
+    last_poll_at: datetime | None
+    last_sweep_at: datetime | None
+    watermark: datetime | None = Field(description="Newest publish time the fetcher has confirmed for this query.")
+    videos_published: int | None = Field(description="Videos the fetcher published for this query.")
+
+
+class QueryList(_Model):
+    items: list[QueryStatus]
+
+
+class KeyStatus(_Model):
+    fingerprint: str
+    project: str
+    state: Literal["live", "parked", "disabled"]
+    parked_until: datetime | None
+    disabled_reason: str | None
+    quota_day: str
+    search_calls_spent: int
+    units_spent: int
+    updated_at: datetime
+
+
+class KeyCounts(_Model):
+    live: int
+    parked: int
+    disabled: int
+
+
+class Leader(_Model):
+    holder: str
+    token: int
+    renewed_at: datetime
+    expires_at: datetime
+    active: bool = Field(description="false when the lease has expired (no fetcher is leading).")
+
+
+class FetcherStatus(_Model):
+    keys: KeyCounts
+    key_details: list[KeyStatus]
+    calls_left_today: int | None
+    effective_interval_seconds: float | None
+    quota_resets_at: datetime | None
+    budget_updated_at: datetime | None
+    last_poll_at: datetime | None
+    leader: Leader | None
+
+
+class QueueStatus(_Model):
+    name: str
+    messages: int | None = Field(description="Messages waiting; null when RabbitMQ could not be asked.")
+    consumers: int | None
+    error: str | None
+
+
+class IndexerStatus(_Model):
+    queue: QueueStatus
+    dead_letters: QueueStatus
+
+
+class VideoCounts(_Model):
+    stored: int | None = Field(description="Videos in MongoDB (system of record); null when it is unreachable.")
+    indexed: int | None = Field(description="Videos searchable in Elasticsearch; null when it is unreachable.")
+
+
+class PipelineStatus(_Model):
+    generated_at: datetime
+    served_by: Literal["elasticsearch", "mongodb"] = Field(description="Which store serves listings right now.")
+    fetcher: FetcherStatus
+    indexer: IndexerStatus
+    videos: VideoCounts
+
+
+class ErrorDetail(_Model):
+    code: ErrorCode
+    message: str
+    parameter: str | None = Field(default=None, description="The query parameter at fault, when one is.")
+    request_id: str | None = Field(default=None, description="On 500: the id of the request in the server log.")
+
+
+class ErrorResponse(_Model):
+    error: ErrorDetail

@@ -1,0 +1,201 @@
+"""MongoDB: the system of record, and the fallback for listings and q while Elasticsearch is away.
+
+Same cursor format and date order as Elasticsearch: (published_at, video_id) over the
+``published_at_video_id`` index; q uses the text index (whole words of title and description).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from services.api.search import (
+    TOTAL_EXACT_UP_TO,
+    VIDEO_SOURCE_FIELDS,
+    Filters,
+    HistogramInterval,
+    Page,
+    PageRequest,
+    StoreUnavailableError,
+    from_ms,
+    to_ms,
+)
+from services.api.videos import public_video
+from services.common.catalogue import VIDEOS_COLLECTION
+
+_PROJECTION = {"_id": 0, **{name: 1 for name in VIDEO_SOURCE_FIELDS}}
+_PHRASE = re.compile(r'"([^"]*)"')
+# Characters MongoDB's $search gives a meaning to; a word keeps none of them.
+_SEARCH_SYNTAX = re.compile(r'["\\]')
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MATCH_NOTHING: dict[str, Any] = {"_id": {"$exists": False}}
+
+
+def mongo_text_search(q: str) -> str | None:
+    """q as a MongoDB $search string: every word required (each quoted), "phrases" kept, -word excluded.
+
+    MongoDB ORs bare words; quoting each one makes them all required, like Elasticsearch. None when
+    nothing positive remains (MongoDB's text search cannot express "everything except").
+    """
+    phrases = [p.strip() for p in _PHRASE.findall(q) if p.strip()]
+    rest = _PHRASE.sub(" ", q)
+    required: list[str] = [f'"{_SEARCH_SYNTAX.sub(" ", p)}"' for p in phrases]
+    excluded: list[str] = []
+    for word in rest.split():
+        if word == "|":
+            continue
+        clean = _SEARCH_SYNTAX.sub("", word.strip("()|+*~"))
+        if clean.startswith("-"):
+            if clean.strip("-"):
+                excluded.append("-" + clean.strip("-"))
+        elif clean:
+            required.append(f'"{clean}"')
+    if not required:
+        return None
+    return " ".join(required + excluded)
+
+
+def mongo_filter(filters: Filters, snapshot_ms: int | None) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    if filters.q is not None:
+        search = mongo_text_search(filters.q)
+        if search is None:
+            return dict(_MATCH_NOTHING)
+        query["$text"] = {"$search": search, "$language": "english"}
+    if filters.channel_ids:
+        query["channel_id"] = {"$in": list(filters.channel_ids)}
+    published: dict[str, Any] = {}
+    if filters.published_after_ms is not None:
+        published["$gte"] = from_ms(filters.published_after_ms)
+    if filters.published_before_ms is not None:
+        published["$lte"] = from_ms(filters.published_before_ms)
+    if published:
+        query["published_at"] = published
+    if filters.query is not None:
+        query["queries"] = filters.query
+    if snapshot_ms is not None:
+        query["first_seen_at"] = {"$lte": from_ms(snapshot_ms)}
+    return query
+
+
+class MongoStore:
+    name = "mongodb"
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._db = db
+        self._videos = db[VIDEOS_COLLECTION]
+
+    @property
+    def database(self) -> AsyncDatabase[dict[str, Any]]:
+        return self._db
+
+    async def page(self, request: PageRequest) -> Page:
+        if request.sort == "relevance":
+            raise StoreUnavailableError("relevance ranking needs Elasticsearch")
+        snapshot = None if request.first_page else request.snapshot_ms
+        base = mongo_filter(request.filters, snapshot)
+        direction = -1 if request.sort == "-published_at" else 1
+        query = base
+        if request.search_after is not None:
+            published, video_id = from_ms(int(request.search_after[0])), str(request.search_after[1])
+            beyond = "$lt" if direction < 0 else "$gt"
+            after = {
+                "$or": [
+                    {"published_at": {beyond: published}},
+                    {"published_at": published, "video_id": {beyond: video_id}},
+                ]
+            }
+            query = {"$and": [base, after]} if base else after
+        try:
+            docs = await self._videos.find(
+                query,
+                _PROJECTION,
+                sort=[("published_at", direction), ("video_id", direction)],
+                limit=request.limit + 1,
+            ).to_list()
+            counted = await self._videos.count_documents(base, limit=TOTAL_EXACT_UP_TO + 1)
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"mongodb: {type(exc).__name__}: {exc}") from exc
+        page_docs = docs[: request.limit]
+        items = [public_video(doc, to_ms(doc["published_at"])) for doc in page_docs]
+        more = len(docs) > request.limit
+        total = (
+            {"value": TOTAL_EXACT_UP_TO, "relation": "gte"}
+            if counted > TOTAL_EXACT_UP_TO
+            else {"value": counted, "relation": "eq"}
+        )
+        last = page_docs[-1] if more else None
+        return Page(
+            items=items,
+            total=total,
+            next_search_after=[to_ms(last["published_at"]), last["video_id"]] if last else None,
+        )
+
+    async def get(self, video_id: str) -> dict[str, Any] | None:
+        try:
+            doc = await self._videos.find_one({"video_id": video_id}, _PROJECTION)
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"mongodb: {type(exc).__name__}: {exc}") from exc
+        return None if doc is None else public_video(doc)
+
+    async def channels(self, q: str | None, limit: int) -> list[dict[str, Any]]:
+        pipeline: list[dict[str, Any]] = []
+        if q is not None:
+            words = _CONTROL.sub("", q).split()
+            pattern = "".join(f"(?=.*(^|\\W){re.escape(word)})" for word in words)
+            pipeline.append({"$match": {"channel_title": {"$regex": pattern, "$options": "is"}}})
+        pipeline += [
+            {
+                "$group": {
+                    "_id": "$channel_id",
+                    "video_count": {"$sum": 1},
+                    "channel_title": {"$last": "$channel_title"},
+                }
+            },
+            {"$sort": {"video_count": -1, "_id": 1}},
+            {"$limit": limit},
+        ]
+        rows = await self._aggregate(pipeline)
+        return [
+            {"channel_id": r["_id"], "channel_title": r.get("channel_title") or "", "video_count": r["video_count"]}
+            for r in rows
+            if isinstance(r.get("_id"), str)
+        ]
+
+    async def histogram(self, filters: Filters, interval: HistogramInterval) -> dict[int, int]:
+        pipeline: list[dict[str, Any]] = [
+            {"$match": mongo_filter(filters, None)},
+            {
+                "$group": {
+                    "_id": {"$dateTrunc": {"date": "$published_at", "unit": interval, "timezone": "UTC"}},
+                    "count": {"$sum": 1},
+                }
+            },
+        ]
+        rows = await self._aggregate(pipeline)
+        return {to_ms(r["_id"]): int(r["count"]) for r in rows if r.get("_id") is not None}
+
+    async def query_counts(self, queries: list[str]) -> dict[str, int]:
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"queries": {"$in": queries}}},
+            {"$unwind": "$queries"},
+            {"$match": {"queries": {"$in": queries}}},
+            {"$group": {"_id": "$queries", "count": {"$sum": 1}}},
+        ]
+        return {r["_id"]: int(r["count"]) for r in await self._aggregate(pipeline)}
+
+    async def count(self) -> int:
+        try:
+            return int(await self._videos.estimated_document_count())
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"mongodb: {type(exc).__name__}: {exc}") from exc
+
+    async def _aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            cursor = await self._videos.aggregate(pipeline, allowDiskUse=True)
+            return await cursor.to_list()
+        except PyMongoError as exc:
+            raise StoreUnavailableError(f"mongodb: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,47 @@
+"""A micro-cache of whole list responses: a burst of identical requests costs one search.
+
+Entries live ``ttl`` seconds (default 1 s, Elasticsearch's refresh interval: a newer answer could
+not show more than one second's news anyway). Only Elasticsearch-served date-ordered pages are kept;
+relevance pages carry a point-in-time and degraded pages should not outlive the outage.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+MAX_ENTRIES = 4096
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    expires_at: float
+    body: bytes
+    served_by: str
+
+
+class PageCache:
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._entries: dict[tuple[str, str | None, int], CachedPage] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self._ttl > 0
+
+    def get(self, key: tuple[str, str | None, int]) -> CachedPage | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at < time.monotonic():
+            del self._entries[key]
+            return None
+        return entry
+
+    def put(self, key: tuple[str, str | None, int], body: bytes, served_by: str) -> None:
+        now = time.monotonic()
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries = {k: v for k, v in self._entries.items() if v.expires_at >= now}
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+        self._entries[key] = CachedPage(now + self._ttl, body, served_by)

@@ -1,0 +1,189 @@
+"""Query parameters: parsed strictly from the raw query string and validated by pydantic models.
+
+The same models generate the OpenAPI parameter schemas, so the documented contract is the one
+enforced. Every failure is an ApiError naming the parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+
+from services.api.errors import ApiError, invalid
+from services.common.events import VIDEO_ID_PATTERN
+
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+MAX_Q_LENGTH = 200
+MAX_CHANNEL_FILTERS = 50
+MAX_QUERY_FIELDS = 100
+
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _digits_only(value: object) -> object:
+    """Only plain decimal digits are an integer here (not "1e1", "+5", "1_0" or " 5")."""
+    if isinstance(value, str):
+        if not _DIGITS.fullmatch(value):
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+def parse_time_parameter(value: object) -> object:
+    """An RFC 3339 timestamp with a zone, or a date alone meaning midnight UTC."""
+    if not isinstance(value, str):
+        return value
+    try:
+        if _DATE.fullmatch(value):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        if _DATE_TIME.fullmatch(value):
+            return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError("is not a possible date or time") from None
+    raise ValueError("must be an RFC 3339 timestamp with a time zone (2026-11-24T12:00:00Z) or a date (2026-11-24)")
+
+
+Limit = Annotated[
+    int,
+    Field(ge=1, le=MAX_LIMIT, description=f"Items per page, 1-{MAX_LIMIT}."),
+    BeforeValidator(_digits_only),
+]
+TimeParameter = Annotated[
+    datetime,
+    BeforeValidator(parse_time_parameter),
+    WithJsonSchema({"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]}),
+]
+SearchText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_Q_LENGTH,
+        pattern=r"\S",
+        description=(
+            "Full-text search over title, description and channel title: stemmed words (running finds run), "
+            'the last word also as a prefix while typing (crick finds cricket), "quoted phrases", -word to '
+            "exclude, a | b for either. All other words are required."
+        ),
+    ),
+]
+ChannelId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+SortOrder = Literal["-published_at", "published_at", "relevance"]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FilterParams(_Params):
+    q: SearchText | None = None
+    channel_id: list[ChannelId] = Field(
+        default_factory=list,
+        max_length=MAX_CHANNEL_FILTERS,
+        description="Only videos of these channels (repeat the parameter for several).",
+    )
+    published_after: TimeParameter | None = Field(
+        default=None,
+        description="Only videos published at or after this time (RFC 3339; a date alone is midnight UTC).",
+    )
+    published_before: TimeParameter | None = Field(
+        default=None,
+        description="Only videos published at or before this time (RFC 3339; a date alone is midnight UTC).",
+    )
+    query: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="Only videos found by this configured search query (see /api/v1/queries).",
+    )
+
+
+class VideoListParams(FilterParams):
+    sort: SortOrder = Field(
+        default="-published_at",
+        description="-published_at (newest first), published_at (oldest first), or relevance (needs q).",
+    )
+    limit: Limit = DEFAULT_LIMIT
+    cursor: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="The next_cursor of the previous page, with the same q, filters and sort.",
+    )
+
+
+class HistogramParams(FilterParams):
+    interval: Literal["hour", "day"] = Field(
+        default="day", description="Bucket width; buckets start on UTC hours or days."
+    )
+
+
+class ChannelListParams(_Params):
+    q: Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")] | None = Field(
+        default=None, description="Only channels whose title has a word starting with this text."
+    )
+    limit: Limit = DEFAULT_LIMIT
+
+
+class NoParams(_Params):
+    """Endpoints without query parameters: any parameter is unknown."""
+
+
+class VideoPathParams(_Params):
+    video_id: str = Field(pattern=VIDEO_ID_PATTERN, description="The 11-character YouTube video id.")
+
+
+ParamsT = TypeVar("ParamsT", bound=_Params)
+
+
+def parse_query_string(raw_query: str, model: type[ParamsT]) -> ParamsT:
+    """Validate the raw (still percent-encoded) query string against ``model``."""
+    try:
+        pairs = parse_qsl(
+            raw_query, keep_blank_values=True, strict_parsing=False, errors="strict", max_num_fields=MAX_QUERY_FIELDS
+        )
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_parameter", "the query string is not valid UTF-8") from None
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"at most {MAX_QUERY_FIELDS} query parameters") from None
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        values.setdefault(name, []).append(value)
+    fields = model.model_fields
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise invalid(unknown[0], f"unknown parameter(s): {', '.join(unknown)}; allowed: {', '.join(fields)}")
+    data: dict[str, Any] = {}
+    for name, given in values.items():
+        if _is_list_field(model, name):
+            data[name] = given
+        elif len(given) > 1:
+            raise invalid(name, f"{name} given {len(given)} times; give it once")
+        else:
+            data[name] = given[0]
+    return validate_params(model, data)
+
+
+def validate_params(model: type[ParamsT], data: dict[str, Any]) -> ParamsT:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        name = str(error["loc"][0]) if error["loc"] else "query"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown parameter"
+        raise invalid(name, f"{name}: {message}") from None
+
+
+def _is_list_field(model: type[_Params], name: str) -> bool:
+    annotation = model.model_fields[name].annotation
+    return getattr(annotation, "__origin__", None) is list

@@ -1,0 +1,174 @@
+"""/api/v1/status and /api/v1/queries read shared state: fetcher documents, RabbitMQ queues, the stores."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import aio_pika
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from elasticsearch import AsyncElasticsearch
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.api.app import create_app
+from services.api.models import PipelineStatus, QueryList
+from services.common.fetcher_state import (
+    BUDGET_COLLECTION,
+    KEY_STATE_COLLECTION,
+    LEASE_COLLECTION,
+    QUERY_STATE_COLLECTION,
+    BudgetDoc,
+    KeyStateDoc,
+    LeaseDoc,
+    QueryStateDoc,
+)
+from services.common.settings import StackSettings
+from services.common.timefmt import utc_now
+from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
+from tests.factories import make_event
+from tests.integration.api_support import api_settings, prepare_stores, write
+
+
+@pytest.fixture
+async def api(
+    stack: StackSettings, mongo_db: AsyncDatabase[dict[str, Any]], es_alias: str, queue_names: QueueNames
+) -> AsyncIterator[TestClient[Any, Any]]:
+    settings = api_settings(
+        mongodb_url=stack.mongodb_url,
+        mongodb_database=mongo_db.name,
+        elasticsearch_url=stack.elasticsearch_url,
+        elasticsearch_index=es_alias,
+        amqp_url=stack.amqp_url,
+        amqp_exchange=queue_names.exchange,
+        amqp_queue=queue_names.queue,
+        search_queries="cricket,world cup",
+    )
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield client
+
+
+async def _status(api: TestClient[Any, Any]) -> PipelineStatus:
+    response = await api.get("/api/v1/status")
+    assert response.status == 200, await response.text()
+    return PipelineStatus.model_validate(await response.json())
+
+
+async def test_a_fresh_install_has_a_status_of_nothing_yet(api: TestClient[Any, Any]) -> None:
+    status = await _status(api)
+    assert status.fetcher.keys.live == status.fetcher.keys.parked == status.fetcher.keys.disabled == 0
+    assert status.fetcher.leader is None
+    assert status.fetcher.calls_left_today is None
+    assert status.fetcher.last_poll_at is None
+    assert status.indexer.queue.messages is None
+    assert status.indexer.queue.error == "queue does not exist yet"
+    assert status.videos.stored == 0
+    queries = QueryList.model_validate(await (await api.get("/api/v1/queries")).json())
+    assert [q.query for q in queries.items] == ["cricket", "world cup"]
+    assert all(q.last_poll_at is None and q.watermark is None for q in queries.items)
+
+
+async def test_status_shows_the_fetcher_state_queue_depths_and_counts(
+    api: TestClient[Any, Any],
+    mongo_db: AsyncDatabase[dict[str, Any]],
+    es: AsyncElasticsearch,
+    es_alias: str,
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    queue_names: QueueNames,
+) -> None:
+    now = utc_now().replace(microsecond=0)
+    keys = [
+        KeyStateDoc(
+            fingerprint="fp-live-1", project="p1", quota_day="2026-11-24", search_calls_spent=7, updated_at=now
+        ),
+        KeyStateDoc(fingerprint="fp-live-2", project="p2", quota_day="2026-11-24", updated_at=now),
+        KeyStateDoc(
+            fingerprint="fp-parked",
+            project="p3",
+            state="parked",
+            parked_until=now + timedelta(hours=1),
+            quota_day="2026-11-24",
+            updated_at=now,
+        ),
+        KeyStateDoc(
+            fingerprint="fp-off",
+            project="p4",
+            state="disabled",
+            disabled_reason="keyInvalid",
+            quota_day="2026-11-24",
+            updated_at=now,
+        ),
+    ]
+    await mongo_db[KEY_STATE_COLLECTION].insert_many([k.model_dump(by_alias=True) for k in keys])
+    await mongo_db[LEASE_COLLECTION].insert_one(
+        LeaseDoc(holder="host:1:abc", token=3, expires_at=now + timedelta(seconds=20), renewed_at=now).model_dump(
+            by_alias=True
+        )
+    )
+    await mongo_db[BUDGET_COLLECTION].insert_one(
+        BudgetDoc(
+            calls_left_today=180,
+            effective_interval_seconds=42.5,
+            reset_at=now + timedelta(hours=5),
+            keys_live=2,
+            keys_parked=1,
+            keys_disabled=1,
+            updated_at=now,
+        ).model_dump(by_alias=True)
+    )
+    await mongo_db[QUERY_STATE_COLLECTION].insert_many(
+        [
+            QueryStateDoc(
+                query="cricket", watermark=now - timedelta(minutes=1), last_poll_at=now, videos_published=9
+            ).model_dump(by_alias=True),
+            QueryStateDoc(query="retired query", last_poll_at=now + timedelta(days=1)).model_dump(by_alias=True),
+        ]
+    )
+    rng = random.Random(1)
+    events = [make_event(rng, query="cricket") for _ in range(5)] + [
+        make_event(rng, query="world cup") for _ in range(2)
+    ]
+    await write(await prepare_stores(mongo_db, es, es_alias), es, es_alias, events)
+    channel = await amqp.channel()
+    await declare_index_queue(channel, queue_names)
+    exchange = await channel.get_exchange(queue_names.exchange)
+    for n in range(3):
+        await exchange.publish(aio_pika.Message(body=b"{}", message_id=str(n)), routing_key=ROUTING_KEY_VIDEO_FOUND)
+    dead = await channel.get_exchange(queue_names.dead_exchange)
+    await dead.publish(aio_pika.Message(body=b"bad"), routing_key="")
+    await channel.close()
+
+    status = await _status(api)
+    assert (status.fetcher.keys.live, status.fetcher.keys.parked, status.fetcher.keys.disabled) == (2, 1, 1)
+    assert [k.fingerprint for k in status.fetcher.key_details] == ["fp-live-1", "fp-live-2", "fp-off", "fp-parked"]
+    assert status.fetcher.key_details[0].search_calls_spent == 7
+    assert status.fetcher.calls_left_today == 180
+    assert status.fetcher.effective_interval_seconds == 42.5
+    assert status.fetcher.leader is not None
+    assert status.fetcher.leader.holder == "host:1:abc"
+    assert status.fetcher.leader.active
+    assert status.fetcher.last_poll_at == now + timedelta(days=1)
+    assert status.indexer.queue.messages == 3
+    assert status.indexer.dead_letters.messages == 1
+    assert status.videos.stored == 7
+    assert status.videos.indexed == 7
+    assert status.served_by == "elasticsearch"
+
+    queries = QueryList.model_validate(await (await api.get("/api/v1/queries")).json()).items
+    cricket, world_cup = queries
+    assert (cricket.query, cricket.videos_stored, cricket.videos_published) == ("cricket", 5, 9)
+    assert cricket.last_poll_at == now
+    assert cricket.watermark == now - timedelta(minutes=1)
+    assert (world_cup.query, world_cup.videos_stored, world_cup.last_poll_at) == ("world cup", 2, None)
+
+
+async def test_a_malformed_state_document_is_skipped_not_a_500(
+    api: TestClient[Any, Any], mongo_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    await mongo_db[KEY_STATE_COLLECTION].insert_one({"_id": "fp-weird", "state": "exploded"})
+    await mongo_db[LEASE_COLLECTION].insert_one({"_id": "fetcher", "holder": 12})
+    status = await _status(api)
+    assert status.fetcher.key_details == []
+    assert status.fetcher.leader is None
