@@ -1,0 +1,118 @@
+"""The dashboard: ``GET /`` and its assets (plain ES modules and CSS from services/api/static).
+
+Assets are read into memory once, at startup, and only those files are ever served: a request
+for any other path is a 404, so no path can reach outside the folder. Asset URLs carry a version
+(a hash of every asset) so browsers may cache them for a year; the page itself is revalidated on
+every load (``no-cache`` with an ETag), so a new version is picked up by the next reload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+STATIC_DIR = Path(__file__).with_name("static")
+# Not "/static": that prefix may be claimed by a plain static route; these URLs are versioned.
+ASSETS_PREFIX = "/assets"
+# index.html names its assets as "/assets/__ASSET_VERSION__/<path>"; the placeholder becomes the version.
+VERSION_PLACEHOLDER = "__ASSET_VERSION__"
+
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+    ".webmanifest": "application/manifest+json",
+}
+_COMPRESSIBLE = frozenset({".html", ".js", ".css", ".svg", ".json", ".webmanifest"})
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+
+# The page runs no inline script or style: everything comes from our own origin, thumbnails from
+# YouTube's image hosts. Issue 9's security middleware may set these too; the values agree.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: https://i.ytimg.com https://*.ytimg.com",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    content_type: str
+    etag: str
+    compressible: bool
+
+
+def _asset(body: bytes, suffix: str) -> Asset:
+    content_type = _CONTENT_TYPES.get(suffix) or mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
+    return Asset(body, content_type, f'"{hashlib.sha256(body).hexdigest()[:20]}"', suffix in _COMPRESSIBLE)
+
+
+def load_assets(static_dir: Path = STATIC_DIR) -> tuple[Asset, dict[str, Asset], str]:
+    """The page, every other asset by its path under ``static_dir``, and the assets' version."""
+    files = {
+        path.relative_to(static_dir).as_posix(): path.read_bytes()
+        for path in sorted(static_dir.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    }
+    if "index.html" not in files:
+        raise RuntimeError(f"dashboard: {static_dir / 'index.html'} is missing")
+    digest = hashlib.sha256()
+    for name, body in files.items():
+        digest.update(name.encode() + b"\0" + body + b"\0")
+    version = digest.hexdigest()[:12]
+    page = _asset(files.pop("index.html").replace(VERSION_PLACEHOLDER.encode(), version.encode()), ".html")
+    assets = {name: _asset(body, Path(name).suffix) for name, body in files.items()}
+    return page, assets, version
+
+
+def _respond(request: web.Request, asset: Asset, cache_control: str) -> web.StreamResponse:
+    headers = {"Cache-Control": cache_control, "ETag": asset.etag, **SECURITY_HEADERS}
+    if asset.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    response = web.Response(body=asset.body, headers=headers | {"Content-Type": asset.content_type})
+    if asset.compressible and len(asset.body) > 1024:
+        response.enable_compression()
+    return response
+
+
+def add_dashboard_routes(app: web.Application) -> None:
+    """Serve the dashboard at ``/`` and its assets at ``/assets/<version>/<path>``."""
+    page, assets, version = load_assets()
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        return _respond(request, page, REVALIDATE)
+
+    async def static_asset(request: web.Request) -> web.StreamResponse:
+        asset = assets.get(request.match_info["path"])
+        if asset is None:
+            raise web.HTTPNotFound(text="no such dashboard asset")
+        # An old page asking for an old version gets today's file, revalidated rather than pinned.
+        cache_control = IMMUTABLE if request.match_info["version"] == version else REVALIDATE
+        return _respond(request, asset, cache_control)
+
+    app.router.add_get("/", index, name="dashboard")
+    app.router.add_get(ASSETS_PREFIX + "/{version}/{path:.+}", static_asset, name="dashboard_asset")

@@ -1,0 +1,84 @@
+// The view's state (filters and sort) and its one home: the page URL.
+// URL parameters use the API's own names, so a shared link reads like the API call behind it.
+
+export const SORTS = ["-published_at", "published_at", "relevance"];
+export const DEFAULT_SORT = "-published_at";
+export const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3 };
+export const MAX_Q_LENGTH = 200;
+const CHANNEL_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function emptyState() {
+  return { q: "", channels: [], range: "", after: null, before: null, query: "", sort: DEFAULT_SORT };
+}
+
+function isoOrNull(text) {
+  if (!text) return null;
+  // A date alone means midnight UTC, as in the API.
+  const ms = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text);
+  return Number.isNaN(ms) ? null : new Date(ms).toISOString();
+}
+
+export function stateFromUrl(search) {
+  const params = new URLSearchParams(search);
+  const state = emptyState();
+  state.q = (params.get("q") || "").slice(0, MAX_Q_LENGTH);
+  state.channels = [...new Set(params.getAll("channel_id").filter((id) => CHANNEL_ID.test(id)))];
+  const range = params.get("range");
+  if (range && Object.hasOwn(RANGES, range)) {
+    state.range = range;
+  } else {
+    state.after = isoOrNull(params.get("published_after"));
+    state.before = isoOrNull(params.get("published_before"));
+    if (state.after || state.before) state.range = "custom";
+  }
+  state.query = params.get("query") || "";
+  const sort = params.get("sort");
+  if (SORTS.includes(sort)) state.sort = sort;
+  return normalise(state);
+}
+
+// Relevance needs search words; without them the API would refuse the sort.
+export function normalise(state) {
+  if (state.sort === "relevance" && !state.q.trim()) return { ...state, sort: DEFAULT_SORT };
+  return state;
+}
+
+export function urlFromState(state) {
+  const params = new URLSearchParams();
+  if (state.q.trim()) params.set("q", state.q);
+  for (const id of state.channels) params.append("channel_id", id);
+  if (state.range && state.range !== "custom") params.set("range", state.range);
+  if (state.range === "custom") {
+    if (state.after) params.set("published_after", state.after);
+    if (state.before) params.set("published_before", state.before);
+  }
+  if (state.query) params.set("query", state.query);
+  if (state.sort !== DEFAULT_SORT) params.set("sort", state.sort);
+  const text = params.toString();
+  return text ? `?${text}` : "";
+}
+
+// The API's filter parameters for this state. Relative ranges are fixed to absolute times here,
+// once per result list: a cursor is bound to the exact filters of the page that issued it.
+export function apiFilters(state, nowMs) {
+  const params = new URLSearchParams();
+  const q = state.q.trim();
+  if (q) params.set("q", q);
+  for (const id of state.channels) params.append("channel_id", id);
+  if (state.range && state.range !== "custom") {
+    params.set("published_after", new Date(nowMs - RANGES[state.range]).toISOString());
+  } else if (state.range === "custom") {
+    if (state.after) params.set("published_after", state.after);
+    if (state.before) params.set("published_before", state.before);
+  }
+  if (state.query) params.set("query", state.query);
+  return params;
+}
+
+export function hasFilters(state) {
+  return Boolean(state.q.trim() || state.channels.length || state.range || state.query);
+}
+
+export function sameState(a, b) {
+  return urlFromState(a) === urlFromState(b);
+}
