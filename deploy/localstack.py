@@ -1119,7 +1119,9 @@ class Elasticsearch(Server):
             elif item.name != "elasticsearch.yml":
                 shutil.copy2(item, target)
         http_port = self.endpoint.port
-        transport_port = free_port_near(9300, avoid={http_port})
+        # A range, not a probed port: Elasticsearch binds the first free one itself, so two nodes
+        # starting at once cannot both pick the same port between our probe and their bind.
+        transport_port = "9300-9399" if not 9300 <= http_port <= 9399 else "9400-9499"
         (conf / "elasticsearch.yml").write_text(
             "# Written by deploy/localstack.py on every start; edits are overwritten.\n"
             f"cluster.name: tubewatch\n"
@@ -1166,7 +1168,7 @@ class Elasticsearch(Server):
             start_ticks_of(process.pid),
             http_port,
             str(self.log),
-            extra={"transport_port": str(transport_port), "home": str(home)},
+            extra={"transport_port": transport_port, "home": str(home)},
         )
         save_record(self.config, record, self.pid_file)
         print(

@@ -176,7 +176,12 @@ def test_elasticsearch_up_is_idempotent_and_down_stops_it(stack: Stack) -> None:
     server_pids = listener_pids(port)
     assert server_pids
     assert all(Path(f"/proc/{p}").stat().st_uid != 0 for p in server_pids)
-    transport = int(record["extra"]["transport_port"])
+    # Elasticsearch picked its transport port from the configured range: ask it which one.
+    with urllib.request.urlopen(url + "/_nodes/_local/transport?filter_path=nodes.*.transport", timeout=10) as r:
+        node = next(iter(json.loads(r.read())["nodes"].values()))
+    transport = int(node["transport"]["publish_address"].rsplit(":", 1)[1])
+    low, high = (int(part) for part in record["extra"]["transport_port"].split("-"))
+    assert low <= transport <= high
     assert listener_pids(transport) == server_pids
     for line in (
         Path("/proc/net/tcp6").read_text().splitlines()[1:] + Path("/proc/net/tcp").read_text().splitlines()[1:]
