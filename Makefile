@@ -88,6 +88,19 @@ $(API_VIEWER):
 		swagger-ui-dist@$(API_VIEWER_VERSION)
 	@touch $@
 
+# The fetcher's quota spent per new video and freshness (deploy/bench/fetcher.py); results in
+# .local/bench/fetcher.json.
+.PHONY: bench-fetcher
+bench-fetcher: up
+	$(PY) -m deploy.bench.fetcher
+
+# The indexer: videos/s through RabbitMQ into both stores, batch latency, and a reindex of 1,000,000
+# videos (deploy/bench/indexer.py; BENCH_INDEXER_ARGS, e.g. "--events 50000 --indexers 2"); results in
+# .local/bench/indexer.json.
+.PHONY: bench-indexer
+bench-indexer: up
+	$(PY) -m deploy.bench.indexer $(BENCH_INDEXER_ARGS)
+
 # Known vulnerabilities in the locked dependencies (needs PyPI's advisory data; fails if unreachable).
 audit: install
 	./deploy/audit.sh

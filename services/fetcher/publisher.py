@@ -11,6 +11,8 @@ from aio_pika.abc import AbstractChannel, AbstractExchange
 from services.common.events import VideoEvent
 from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
 
+FENCING_HEADER = "x-tubewatch-lease-token"
+
 
 class VideoPublisher:
     def __init__(self, exchange: AbstractExchange) -> None:
@@ -23,16 +25,20 @@ class VideoPublisher:
         await declare_index_queue(channel, names)
         return cls(await channel.get_exchange(names.exchange))
 
-    async def publish_videos(self, events: Sequence[VideoEvent]) -> None:
-        """Publish all events, confirmed by the broker; raises if any was not confirmed."""
-        await asyncio.gather(*(self._publish(event) for event in events))
+    async def publish_videos(self, events: Sequence[VideoEvent], lease_token: int) -> None:
+        """Publish all events, confirmed by the broker; raises if any was not confirmed.
 
-    async def _publish(self, event: VideoEvent) -> None:
+        ``lease_token`` (the leader's fencing token) travels in a header, so a consumer can tell
+        which leader published a message.
+        """
+        await asyncio.gather(*(self._publish(event, lease_token) for event in events))
+
+    async def _publish(self, event: VideoEvent, lease_token: int) -> None:
         message = aio_pika.Message(
             body=event.model_dump_json().encode(),
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=event.video_id,
-            headers={"query": event.query, "schema_version": event.schema_version},
+            headers={"query": event.query, "schema_version": event.schema_version, FENCING_HEADER: lease_token},
         )
         await self._exchange.publish(message, routing_key=ROUTING_KEY_VIDEO_FOUND, mandatory=True)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from pydantic import Field
+import hashlib
+from dataclasses import dataclass
+
+from pydantic import Field, field_validator
 
 from services.common.settings import (
     AmqpSettings,
@@ -11,9 +14,78 @@ from services.common.settings import (
 )
 
 
+def key_fingerprint(key: str) -> str:
+    """What logs, metrics, Mongo and responses may show of a key: its last four characters.
+
+    Real keys are 39 characters long; a short test key would be half shown by its last four, so
+    it is named by a hash instead.
+    """
+    if len(key) >= 16:
+        return f"…{key[-4:]}"
+    return "#" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """One configured API key and the Cloud project whose quota it spends."""
+
+    secret: str
+    project: str
+    fingerprint: str
+
+    def __repr__(self) -> str:  # never show the secret, even in a debugger or a traceback
+        return f"KeyEntry(project={self.project!r}, fingerprint={self.fingerprint!r})"
+
+
+def parse_key_entries(entries: list[str]) -> list[KeyEntry]:
+    """``label:key`` puts keys of one Cloud project together; an unlabelled key is its own project.
+
+    Keys never contain ``:``. The same key listed twice counts once. Two keys with the same last
+    four characters are refused: their fingerprints, which name them everywhere, would collide.
+    """
+    parsed: dict[str, KeyEntry] = {}
+    for entry in entries:
+        label, sep, secret = entry.rpartition(":")
+        if sep and (not label or not secret):
+            raise ValueError("an entry written label:key needs both a label and a key")
+        fingerprint = key_fingerprint(secret)
+        project = label or f"key {fingerprint}"
+        known = parsed.get(secret)
+        if known is not None:
+            if known.project != project:
+                raise ValueError(f"key {fingerprint} is listed under two projects")
+            continue
+        if any(other.fingerprint == fingerprint for other in parsed.values()):
+            raise ValueError(f"two keys end in the same four characters ({fingerprint})")
+        parsed[secret] = KeyEntry(secret=secret, project=project, fingerprint=fingerprint)
+    return list(parsed.values())
+
+
 class Settings(YouTubeSettings, AmqpSettings, MongoSettings, FetcherPortSettings, LoggingSettings):
     # First start without a watermark: look this far back.
     initial_lookback_seconds: float = Field(default=3600, ge=0)
     # Bounds a burst: at most this many search pages per query per cycle.
     max_pages_per_cycle: int = Field(default=20, ge=1, le=100)
     youtube_request_timeout_seconds: float = Field(default=15, gt=0)
+    # search.list calls a Cloud project may make per Pacific-time day (keys of one project share it).
+    youtube_search_calls_per_day: int = Field(default=100, ge=1)
+    # Short-term errors (5xx, rate limits, timeouts) are retried this many times per request, with
+    # capped exponential backoff and jitter.
+    youtube_retries: int = Field(default=3, ge=0, le=10)
+    youtube_retry_max_seconds: float = Field(default=8, gt=0)
+    # Every N cycles a sweep re-reads the recent window for videos that search indexed late.
+    late_sweep_every: int = Field(default=6, ge=1)
+    # How late a video may show up in search and still be found (seconds below the watermark).
+    overlap_seconds: float = Field(default=600, ge=0)
+    # The leader lease: a fetcher that stopped renewing for this long is replaced.
+    lease_ttl_seconds: float = Field(default=15, ge=1)
+
+    @field_validator("youtube_api_keys")
+    @classmethod
+    def _keys_parse(cls, value: list[str]) -> list[str]:
+        parse_key_entries(value)
+        return value
+
+    @property
+    def key_entries(self) -> list[KeyEntry]:
+        return parse_key_entries(self.youtube_api_keys)

@@ -1,8 +1,9 @@
-"""Turns search.list items into video events."""
+"""Turns search.list items into video events, and adds what videos.list knows about them."""
 
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 from typing import Any
 
@@ -38,3 +39,47 @@ def event_from_search_item(item: dict[str, Any], query: str, fetched_at: datetim
         live_broadcast_content=snippet.get("liveBroadcastContent", "none"),
         fetched_at=fetched_at,
     )
+
+
+_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def parse_duration(text: str) -> int | None:
+    """ISO 8601 duration as videos.list writes it (``PT12M41S``, ``P1DT2H``) in seconds."""
+    match = _DURATION.match(text)
+    if not match or text in ("P", "PT"):
+        return None
+    weeks, days, hours, minutes, seconds = (int(part) if part else 0 for part in match.groups())
+    return (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _count(statistics: dict[str, Any], name: str) -> int | None:
+    value = statistics.get(name)
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def enrich_event(event: VideoEvent, resource: dict[str, Any]) -> VideoEvent:
+    """The event with what videos.list adds: full raw description, tags, duration and counts.
+
+    videos.list text is not HTML-escaped, so it is taken as is. A running or upcoming broadcast
+    reports ``P0D``: its duration is unknown, not zero. Hidden like counts are absent.
+    """
+    snippet = resource.get("snippet") if isinstance(resource.get("snippet"), dict) else {}
+    details = resource.get("contentDetails") if isinstance(resource.get("contentDetails"), dict) else {}
+    statistics = resource.get("statistics") if isinstance(resource.get("statistics"), dict) else {}
+    assert isinstance(snippet, dict) and isinstance(details, dict) and isinstance(statistics, dict)
+    update: dict[str, Any] = {}
+    if isinstance(snippet.get("description"), str):
+        update["description"] = snippet["description"][:10_000]
+    tags = snippet.get("tags")
+    if isinstance(tags, list):
+        update["tags"] = [str(tag) for tag in tags]
+    duration = parse_duration(str(details.get("duration", "")))
+    if duration is not None and not (duration == 0 and event.live_broadcast_content != "none"):
+        update["duration_seconds"] = duration
+    update["view_count"] = _count(statistics, "viewCount")
+    update["like_count"] = _count(statistics, "likeCount")
+    return VideoEvent.model_validate({**event.model_dump(), **{k: v for k, v in update.items() if v is not None}})

@@ -1,0 +1,78 @@
+"""The fetcher's Prometheus metrics. Labels never carry a key, not even its fingerprint."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class FetcherMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.calls = Counter(
+            "tubewatch_fetcher_api_calls",
+            "YouTube API calls made, by method (search, videos) and outcome",
+            ["method", "outcome"],
+            registry=registry,
+        )
+        self.quota_spent = Counter(
+            "tubewatch_fetcher_quota_spent",
+            "Quota spent: search calls (search bucket) and units (videos.list, 1 per call)",
+            ["resource"],
+            registry=registry,
+        )
+        self.published = Counter(
+            "tubewatch_fetcher_videos_published",
+            "Videos published (confirmed by the broker)",
+            ["query"],
+            registry=registry,
+        )
+        self.skipped_items = Counter(
+            "tubewatch_fetcher_items_skipped", "Search items skipped as unusable", ["query"], registry=registry
+        )
+        self.enrichment = Counter(
+            "tubewatch_fetcher_enrichment",
+            "videos.list enrichment of new videos, by outcome",
+            ["outcome"],
+            registry=registry,
+        )
+        self.walks = Counter(
+            "tubewatch_fetcher_walks",
+            "Search walks, by kind (head, gap, sweep) and result",
+            ["kind", "result"],
+            registry=registry,
+        )
+        self.window_splits = Counter(
+            "tubewatch_fetcher_window_splits",
+            "Windows split with publishedBefore because they held more than search's ~500-result cap",
+            registry=registry,
+        )
+        self.cycle_seconds = Histogram("tubewatch_fetcher_cycle_seconds", "One poll cycle", registry=registry)
+        self.publish_lag = Histogram(
+            "tubewatch_fetcher_publish_lag_seconds",
+            "From a video's publishedAt to the broker's confirm of its message",
+            buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600),
+            registry=registry,
+        )
+        self.effective_interval = Gauge(
+            "tubewatch_fetcher_effective_interval_seconds",
+            "Seconds between poll cycles under the budget",
+            registry=registry,
+        )
+        self.calls_left = Gauge(
+            "tubewatch_fetcher_search_calls_left",
+            "Search calls the usable projects may still make today",
+            registry=registry,
+        )
+        self.seconds_to_reset = Gauge(
+            "tubewatch_fetcher_seconds_to_quota_reset", "Seconds to the next midnight Pacific time", registry=registry
+        )
+        self.keys = Gauge(
+            "tubewatch_fetcher_keys", "API keys by state (live, parked, disabled)", ["state"], registry=registry
+        )
+        self.all_keys_parked = Gauge(
+            "tubewatch_fetcher_all_keys_parked",
+            "1 while no key may call (waiting for the quota reset)",
+            registry=registry,
+        )
+        self.leader = Gauge(
+            "tubewatch_fetcher_leader", "1 while this fetcher holds the leader lease", registry=registry
+        )
