@@ -5,9 +5,10 @@ Both the indexer (writer) and the API (reader) use these names, indexes and mapp
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
 from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -40,18 +41,48 @@ SEARCH_INDEX_SETTINGS: dict[str, Any] = {
     },
 }
 
-_TEXT_WITH_PREFIX: dict[str, Any] = {
+# Only while a reindex fills a fresh index nobody reads yet.
+_BULK_LOADING_SETTINGS: dict[str, Any] = {"refresh_interval": "-1", "translog.durability": "async"}
+
+# Prefix matching of the word being typed ("crick" finds "cricket"), one sub-field per text field:
+# - title.prefix holds edge n-grams (2..20 characters) of each title word: a prefix is a plain term
+#   lookup, the fastest query, for the field users type against most.
+# - description.prefix holds the plain words (lowercased, accents folded), no n-grams: a prefix is
+#   expanded against the term dictionary at query time. Edge n-grams of descriptions made indexing
+#   about 35% more expensive in Elasticsearch and the index about 40% larger (measured on this
+#   machine, see README "Indexer"), for the longest and least searched text.
+# Query both with {"multi_match": {"type": "bool_prefix", "query": ..., "fields": SEARCH_PREFIX_FIELDS}}:
+# it analyses with each field's search analyzer and makes the last word a prefix query, which matches
+# on either kind of sub-field (a plain "match" on description.prefix would match whole words only).
+SEARCH_PREFIX_FIELDS = ("title.prefix", "description.prefix")
+
+# No positions in the prefix sub-fields (index_options "freqs"): bool_prefix never needs them, and
+# positions of every n-gram are a good part of what n-grams cost to index. (So no phrase queries there:
+# phrases go to the main fields.)
+_TITLE_WITH_PREFIX: dict[str, Any] = {
     "type": "text",
     "analyzer": "english",
-    "fields": {"prefix": {"type": "text", "analyzer": "prefix_index", "search_analyzer": "prefix_search"}},
+    "fields": {
+        "prefix": {
+            "type": "text",
+            "analyzer": "prefix_index",
+            "search_analyzer": "prefix_search",
+            "index_options": "freqs",
+        }
+    },
+}
+_DESCRIPTION_WITH_PREFIX: dict[str, Any] = {
+    "type": "text",
+    "analyzer": "english",
+    "fields": {"prefix": {"type": "text", "analyzer": "prefix_search", "index_options": "freqs"}},
 }
 
 SEARCH_INDEX_MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
     "properties": {
         "video_id": {"type": "keyword"},
-        "title": _TEXT_WITH_PREFIX,
-        "description": _TEXT_WITH_PREFIX,
+        "title": _TITLE_WITH_PREFIX,
+        "description": _DESCRIPTION_WITH_PREFIX,
         "published_at": {"type": "date"},
         "channel_id": {"type": "keyword"},
         "channel_title": {
@@ -81,26 +112,67 @@ def versioned_index_name(alias: str, version: int = SEARCH_INDEX_VERSION) -> str
     return f"{alias}-v{version}"
 
 
+def index_version(alias: str, index: str) -> int | None:
+    """The N of ``<alias>-vN``, or None when ``index`` is not one of the alias's versioned indexes."""
+    match = re.fullmatch(re.escape(alias) + r"-v(\d+)", index)
+    return int(match.group(1)) if match else None
+
+
 async def ensure_mongo_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     await db[VIDEOS_COLLECTION].create_indexes(MONGO_VIDEO_INDEXES)
+
+
+async def create_search_index(
+    es: AsyncElasticsearch, index: str, *, alias: str | None = None, bulk_loading: bool = False
+) -> None:
+    """Create ``index`` with the catalogue's settings and mapping (and, atomically, ``alias`` on it).
+
+    ``bulk_loading`` turns refresh off and makes the translog asynchronous: right for a reindex that
+    fills the index before anyone reads it; ``finish_bulk_loading`` restores the defaults.
+    """
+    settings = dict(SEARCH_INDEX_SETTINGS)
+    if bulk_loading:
+        settings |= _BULK_LOADING_SETTINGS
+    await es.indices.create(
+        index=index,
+        settings=settings,
+        mappings=SEARCH_INDEX_MAPPINGS,
+        aliases={alias: {"is_write_index": True}} if alias else None,
+    )
+
+
+async def finish_bulk_loading(es: AsyncElasticsearch, index: str) -> None:
+    """Back to the default refresh interval and a durable translog, then make everything searchable."""
+    await es.indices.put_settings(index=index, settings={name: None for name in _BULK_LOADING_SETTINGS})
+    await es.indices.refresh(index=index)
+
+
+async def alias_indexes(es: AsyncElasticsearch, alias: str) -> list[str]:
+    """The indexes ``alias`` points to (normally one), write index first; empty when it does not exist."""
+    try:
+        found = await es.indices.get_alias(name=alias)
+    except NotFoundError:
+        return []
+    return sorted(found.body, key=lambda index: not found.body[index]["aliases"][alias].get("is_write_index", False))
 
 
 async def ensure_search_index(es: AsyncElasticsearch, alias: str) -> str:
     """Create the versioned index behind ``alias`` when the alias does not exist yet.
 
-    Returns the name of the index the alias points to.
+    Returns the name of the index the alias writes to. Safe when several indexers start together:
+    the index and its alias are created in one request, and the loser of that race (Elasticsearch
+    answers ``resource_already_exists_exception``) simply uses the winner's index.
     """
-    if await es.indices.exists_alias(name=alias):
-        current = await es.indices.get_alias(name=alias)
-        return next(iter(current.body))
+    current = await alias_indexes(es, alias)
+    if current:
+        return current[0]
     index = versioned_index_name(alias)
-    if not await es.indices.exists(index=index):
-        await es.indices.create(
-            index=index,
-            settings=SEARCH_INDEX_SETTINGS,
-            mappings=SEARCH_INDEX_MAPPINGS,
-            aliases={alias: {"is_write_index": True}},
-        )
-    else:
-        await es.indices.put_alias(index=index, name=alias)
+    try:
+        await create_search_index(es, index, alias=alias)
+    except BadRequestError as exc:
+        if exc.error != "resource_already_exists_exception":
+            raise
+        # Created by a concurrent indexer (with the alias), or left without its alias by an
+        # interrupted reindex: attaching the alias again is a no-op in the first case.
+        await es.indices.put_alias(index=index, name=alias, is_write_index=True)
     return index

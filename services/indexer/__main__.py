@@ -1,17 +1,84 @@
+"""``python -m services.indexer [serve | reindex | replay-dead [--dry-run] [--limit N]]``."""
+
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
 from aiohttp import web
+from elasticsearch import AsyncElasticsearch
+from pymongo import AsyncMongoClient
 
 from services.common.logs import configure_logging
 from services.common.settings import load_settings
 from services.indexer.app import create_app
+from services.indexer.reindex import reindex
+from services.indexer.replay import replay_dead
 from services.indexer.settings import Settings
 
+logger = logging.getLogger("services.indexer")
 
-def main() -> None:
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.indexer",
+        description="Indexes video events from RabbitMQ into MongoDB and Elasticsearch (default: serve).",
+    )
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="consume the queue and serve /healthz, /readyz and /metrics (the default)")
+    commands.add_parser(
+        "reindex",
+        help="rebuild the Elasticsearch index from MongoDB into a new versioned index and swap the alias",
+    )
+    replay = commands.add_parser("replay-dead", help="re-publish dead-lettered messages to the work queue")
+    replay.add_argument("--dry-run", action="store_true", help="only list the dead letters (one JSON line each)")
+    replay.add_argument("--limit", type=_positive_int, default=None, help="replay at most this many")
+    return parser.parse_args(argv)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     settings = load_settings(Settings)
     configure_logging(settings.log_level, settings.log_format, service="indexer")
-    web.run_app(create_app(settings), host=settings.indexer_host, port=settings.indexer_port, print=None)
+    if args.command == "reindex":
+        asyncio.run(_reindex(settings))
+    elif args.command == "replay-dead":
+        asyncio.run(replay_dead(settings, dry_run=args.dry_run, limit=args.limit, out=sys.stdout))
+    else:
+        web.run_app(create_app(settings), host=settings.indexer_host, port=settings.indexer_port, print=None)
+
+
+async def _reindex(settings: Settings) -> None:
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=10_000
+    )
+    es = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=120)
+    try:
+        report = await reindex(settings, mongo[settings.mongodb_database], es, progress=True)
+    finally:
+        await es.close()
+        await mongo.close()
+    logger.info(
+        "reindex done",
+        extra={
+            "alias": report.alias,
+            "index": report.new_index,
+            "copied": report.copied,
+            "caught_up": report.caught_up,
+            "rejected": report.rejected_count,
+            "seconds": round(report.seconds, 1),
+        },
+    )
 
 
 if __name__ == "__main__":

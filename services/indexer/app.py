@@ -1,21 +1,21 @@
-"""The indexer service: an aiohttp app whose background task is the batch consumer."""
+"""The indexer service: an aiohttp app (health, readiness, metrics) whose background task is the consumer."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractRobustConnection
+import pymongo
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiohttp import web
 from elasticsearch import AsyncElasticsearch
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
-from services.common.catalogue import ensure_mongo_indexes, ensure_search_index
 from services.common.service_app import add_readiness_check, add_service_routes
 from services.indexer.consumer import BatchIndexer, IndexerMetrics
 from services.indexer.settings import Settings
@@ -28,6 +28,9 @@ MONGO = web.AppKey("mongo", AsyncMongoClient)
 ELASTICSEARCH = web.AppKey("elasticsearch", AsyncElasticsearch)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
 INDEXER = web.AppKey("indexer", BatchIndexer)
+
+# Readiness answers quickly even while a store is down.
+_PING_TIMEOUT_SECONDS = 2.0
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -65,45 +68,74 @@ async def _amqp_ctx(app: web.Application) -> AsyncIterator[None]:
     await connection.close()
 
 
-def _indexer_ctx(registry: CollectorRegistry) -> Any:
+def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        db = app[MONGO][settings.mongodb_database]
-        await ensure_mongo_indexes(db)
-        await ensure_search_index(app[ELASTICSEARCH], settings.elasticsearch_index)
-        writer = VideoWriter(db, app[ELASTICSEARCH], settings.elasticsearch_index)
-        indexer = BatchIndexer(settings, writer, IndexerMetrics(registry))
+        metrics = IndexerMetrics(registry)
+        writer = VideoWriter(
+            app[MONGO][settings.mongodb_database],
+            app[ELASTICSEARCH],
+            settings.elasticsearch_index,
+            timer=metrics.observe_store,
+        )
+        indexer = BatchIndexer(settings, writer, metrics)
         app[INDEXER] = indexer
         channel = await app[AMQP].channel()
         task = asyncio.create_task(indexer.run(channel), name="batch-indexer")
+        task.add_done_callback(_report_crash)
+        depth_task = asyncio.create_task(_watch_queue_depth(app[AMQP], indexer, settings), name="queue-depth")
         yield
-        # Graceful stop: finish and ack the batch in hand, then close (unacked messages requeue).
+        # Graceful stop: no new deliveries, finish and ack the batches in hand, then close. If a
+        # store is out and the batches cannot finish in time, they stay unacked and are redelivered.
+        depth_task.cancel()
         indexer.stop()
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=30)
+            await asyncio.wait_for(asyncio.shield(task), timeout=settings.index_shutdown_timeout_seconds)
         except TimeoutError:
+            logger.warning("batches not stored in time; leaving them to redelivery")
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        except Exception:  # already logged by _report_crash
+            logger.debug("consumer had failed before shutdown")
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+        with contextlib.suppress(asyncio.CancelledError):
+            await depth_task
         await channel.close()
 
     return ctx
 
 
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the consumer stopped unexpectedly", exc_info=task.exception())
+
+
+async def _watch_queue_depth(connection: AbstractRobustConnection, indexer: BatchIndexer, settings: Settings) -> None:
+    channel: AbstractChannel | None = None
+    while True:
+        await asyncio.sleep(settings.index_queue_depth_interval_seconds)
+        if not indexer.consuming:
+            continue  # the queues may not be declared yet
+        try:
+            if channel is None or channel.is_closed:
+                channel = await connection.channel()
+            await indexer.refresh_queue_depth(channel)
+        except Exception as exc:  # a metric must never take the consumer down; next round retries
+            logger.debug("could not read the queue depth", extra={"error": str(exc)})
+            channel = None
+
+
 async def _ping_mongo(app: web.Application) -> tuple[bool, str]:
-    await app[MONGO].admin.command("ping")
+    with pymongo.timeout(_PING_TIMEOUT_SECONDS):
+        await app[MONGO].admin.command("ping")
     return True, "ok"
 
 
 async def _ping_elasticsearch(app: web.Application) -> tuple[bool, str]:
-    ok = bool(await app[ELASTICSEARCH].ping())
+    ok = bool(await app[ELASTICSEARCH].options(request_timeout=_PING_TIMEOUT_SECONDS).ping())
     return ok, "ok" if ok else "no answer"
 
 
 async def _consumer_state(app: web.Application) -> tuple[bool, str]:
     indexer = app[INDEXER]
-    if not indexer.consuming:
-        return False, "not consuming"
-    if not indexer.stores_ready:
-        return False, "holding a batch until the stores are back"
-    return True, "consuming"
+    return indexer.consuming and indexer.stores_ready, indexer.state

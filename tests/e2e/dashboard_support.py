@@ -41,7 +41,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.api.app import create_app
 from services.api.settings import Settings
-from services.common.catalogue import ensure_mongo_indexes, ensure_search_index
 from services.common.events import Thumbnail, VideoEvent
 from services.common.fetcher_state import (
     BUDGET_COLLECTION,
@@ -208,10 +207,7 @@ def seed_events(
 async def write_videos(
     db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, alias: str, events: Sequence[VideoEvent]
 ) -> None:
-    """Through the indexer's own writer (after the indexes and alias it creates at start), then a
-    refresh so the API sees them at once."""
-    await ensure_mongo_indexes(db)
-    await ensure_search_index(es, alias)
+    """Through the indexer's own writer, then a refresh so the API sees them at once."""
     await VideoWriter(db, es, alias).write_batch(list(events))
     await es.indices.refresh(index=alias)
 

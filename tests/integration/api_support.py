@@ -50,8 +50,8 @@ async def prepare_stores(db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsear
 async def write(writer: VideoWriter, es: AsyncElasticsearch, alias: str, events: list[VideoEvent]) -> None:
     """Index through the indexer's own writer, then make the batch searchable at once."""
     for start in range(0, len(events), 1000):
-        result = await writer.write_batch(events[start : start + 1000])
-        assert not result.rejected, result.rejected
+        rejected = [reason for reason in await writer.write_batch(events[start : start + 1000]) if reason]
+        assert not rejected, rejected
     await es.indices.refresh(index=alias)
 
 

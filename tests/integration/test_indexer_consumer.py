@@ -1,78 +1,59 @@
-"""The batch consumer against real RabbitMQ, MongoDB and Elasticsearch."""
+"""The batch consumer against real RabbitMQ, MongoDB and Elasticsearch: dead letters, attempts, outages."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import copy
+import json
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
-import pytest
 from elasticsearch import AsyncElasticsearch
-from prometheus_client import CollectorRegistry
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.catalogue import VIDEOS_COLLECTION, ensure_mongo_indexes, ensure_search_index
+from services.common.catalogue import (
+    SEARCH_INDEX_MAPPINGS,
+    SEARCH_INDEX_SETTINGS,
+    VIDEOS_COLLECTION,
+    versioned_index_name,
+)
 from services.common.settings import StackSettings
-from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
-from services.indexer.consumer import DEAD_REASON_HEADER, BatchIndexer, IndexerMetrics
+from services.common.topology import QueueNames
+from services.indexer.consumer import ATTEMPTS_HEADER, DEAD_REASON_HEADER
 from services.indexer.settings import Settings
-from services.indexer.store import VideoWriter
 from tests.factories import make_event
+from tests.integration.indexer_support import (
+    bodies,
+    holds,
+    indexer_settings,
+    metric,
+    publish,
+    ready_counts,
+    running_indexer,
+    stored_counts,
+    take_dead_letters,
+    wait_stored,
+)
 from tests.waiting import wait_until
 
 
-@pytest.fixture
-async def running_indexer(
-    stack: StackSettings,
-    amqp: aio_pika.abc.AbstractRobustConnection,
-    queue_names: QueueNames,
-    mongo_db: AsyncDatabase[dict[str, Any]],
-    es: AsyncElasticsearch,
-    es_alias: str,
-) -> AsyncIterator[BatchIndexer]:
-    settings = Settings(
+def _settings(
+    stack: StackSettings, names: QueueNames, db: AsyncDatabase[dict[str, Any]], alias: str, **extra: Any
+) -> Settings:
+    return indexer_settings(
         amqp_url=stack.amqp_url,
-        amqp_exchange=queue_names.exchange,
-        amqp_queue=queue_names.queue,
+        names=names,
         mongodb_url=stack.mongodb_url,
-        mongodb_database=mongo_db.name,
+        database=db.name,
         elasticsearch_url=stack.elasticsearch_url,
-        elasticsearch_index=es_alias,
-        index_batch_size=100,
-        index_batch_max_wait_ms=50,
+        alias=alias,
+        **({"index_batch_size": 100, "index_batch_max_wait_ms": 50} | extra),
     )
-    await ensure_mongo_indexes(mongo_db)
-    await ensure_search_index(es, es_alias)
-    indexer = BatchIndexer(settings, VideoWriter(mongo_db, es, es_alias), IndexerMetrics(CollectorRegistry()))
-    channel = await amqp.channel()
-    task = asyncio.create_task(indexer.run(channel))
-    yield indexer
-    indexer.stop()
-    await asyncio.wait_for(task, timeout=30)
-    with contextlib.suppress(Exception):
-        await channel.close()
-
-
-async def _publish(amqp: aio_pika.abc.AbstractRobustConnection, names: QueueNames, bodies: list[bytes]) -> None:
-    channel = await amqp.channel(publisher_confirms=True)
-    await declare_index_queue(channel, names)
-    exchange = await channel.get_exchange(names.exchange)
-    await asyncio.gather(
-        *(
-            exchange.publish(
-                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), ROUTING_KEY_VIDEO_FOUND
-            )
-            for body in bodies
-        )
-    )
-    await channel.close()
 
 
 async def test_valid_events_are_stored_and_garbage_is_dead_lettered_with_reasons(
-    running_indexer: BatchIndexer,
+    stack: StackSettings,
     amqp: aio_pika.abc.AbstractRobustConnection,
     queue_names: QueueNames,
     mongo_db: AsyncDatabase[dict[str, Any]],
@@ -81,37 +62,161 @@ async def test_valid_events_are_stored_and_garbage_is_dead_lettered_with_reasons
 ) -> None:
     rng = random.Random(7)
     events = [make_event(rng) for _ in range(300)]
-    garbage = [b"not json", b"\xff\xfe invalid utf-8", b'{"video_id": "short"}', b"x" * (5 * 1024 * 1024)]
-    bodies = [e.model_dump_json().encode() for e in events]
+    wrong_version = json.loads(events[0].model_dump_json()) | {"schema_version": 2, "video_id": "zzzzzzzzzzz"}
+    garbage = {
+        b"not json": "not JSON",
+        b"\xff\xfe invalid utf-8": "not JSON",
+        '{"title": "caf\xe9"}'.encode("latin-1"): "not JSON",  # a Latin-1 byte inside a JSON string
+        b'{"video_id": "short"}': "schema error",
+        b"[1, 2, 3]": "not a JSON object",
+        json.dumps(wrong_version).encode(): "schema_version",
+        b"x" * (5 * 1024 * 1024): "not JSON",
+    }
+    payloads = bodies(events)
     # Garbage sits in the middle of the stream: it must not block the valid messages around it.
-    mixed = bodies[:150] + garbage + bodies[150:]
-    await _publish(amqp, queue_names, mixed)
+    await publish(amqp, queue_names, payloads[:150] + list(garbage) + payloads[150:])
 
-    videos = mongo_db[VIDEOS_COLLECTION]
+    async with running_indexer(_settings(stack, queue_names, mongo_db, es_alias), amqp, mongo_db, es) as (_, registry):
+        await wait_stored(mongo_db, es, es_alias, len(events))
+        dead = await take_dead_letters(amqp, queue_names, len(garbage))
+        assert metric(registry, "tubewatch_indexer_dead_letters_total", cause="invalid") == len(garbage)
+        assert metric(registry, "tubewatch_indexer_messages_total", outcome="stored") == len(events)
 
-    async def all_stored() -> bool:
-        return await videos.count_documents({}) == len(events)
-
-    await wait_until(all_stored, what="300 videos in MongoDB")
-    await es.indices.refresh(index=es_alias)
-    assert (await es.count(index=es_alias))["count"] == len(events)
-
-    channel = await amqp.channel()
-    dead = await channel.declare_queue(queue_names.dead_queue, durable=True)
-    reasons: dict[bytes, str] = {}
-
-    async def all_dead() -> bool:
-        message = await dead.get(no_ack=True, fail=False)
-        if message is not None:
-            reasons[message.body] = str((message.headers or {}).get(DEAD_REASON_HEADER))
-        return len(reasons) == len(garbage)
-
-    await wait_until(all_dead, what="4 dead letters")
-    assert "not JSON" in reasons[b"not json"]
-    assert "not JSON" in reasons[b"\xff\xfe invalid utf-8"]
-    assert "schema error" in reasons[b'{"video_id": "short"}']
+    reasons = {letter.body: str(letter.headers[DEAD_REASON_HEADER]) for letter in dead}
     assert set(reasons) == set(garbage)
-    # Nothing left unacknowledged in the work queue.
-    work = await channel.declare_queue(queue_names.queue, durable=True, passive=True)
-    assert work.declaration_result.message_count == 0
-    await channel.close()
+    for body, expected in garbage.items():
+        assert expected in reasons[body], (body[:40], reasons[body])
+    assert await stored_counts(mongo_db, es, es_alias) == (len(events), len(events))
+    assert await ready_counts(amqp, queue_names) == (0, 0)
+
+
+def _strict_duration_index(alias: str) -> tuple[str, dict[str, Any]]:
+    """The current mapping, except that durations must fit a byte: a mapping that refuses documents."""
+    mappings = copy.deepcopy(SEARCH_INDEX_MAPPINGS)
+    mappings["properties"]["duration_seconds"] = {"type": "byte"}
+    return versioned_index_name(alias), mappings
+
+
+async def test_a_document_the_index_refuses_is_retried_then_dead_lettered_with_its_reason(
+    stack: StackSettings,
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    queue_names: QueueNames,
+    mongo_db: AsyncDatabase[dict[str, Any]],
+    es: AsyncElasticsearch,
+    es_alias: str,
+) -> None:
+    index, mappings = _strict_duration_index(es_alias)
+    await es.indices.create(
+        index=index, settings=SEARCH_INDEX_SETTINGS, mappings=mappings, aliases={es_alias: {"is_write_index": True}}
+    )
+    rng = random.Random(8)
+    good = [make_event(rng).model_copy(update={"duration_seconds": 60}) for _ in range(60)]
+    refused = [make_event(rng).model_copy(update={"duration_seconds": 3600}) for _ in range(4)]
+    await publish(amqp, queue_names, bodies(good[:30] + refused + good[30:]))
+
+    settings = _settings(stack, queue_names, mongo_db, es_alias, index_max_attempts=3)
+    async with running_indexer(settings, amqp, mongo_db, es) as (_, registry):
+        dead = await take_dead_letters(amqp, queue_names, len(refused))
+        await wait_stored(mongo_db, es, es_alias, len(good) + len(refused), in_search=len(good))
+        # Each refused message was tried three times: two re-queued copies, then the dead letter.
+        assert metric(registry, "tubewatch_indexer_messages_total", outcome="retried") == 2 * len(refused)
+        assert metric(registry, "tubewatch_indexer_dead_letters_total", cause="rejected") == len(refused)
+
+    assert sorted(letter.body for letter in dead) == sorted(bodies(refused))
+    for letter in dead:
+        assert letter.headers[ATTEMPTS_HEADER] == 3
+        reason = str(letter.headers[DEAD_REASON_HEADER])
+        assert reason.startswith("elasticsearch 400:"), reason
+        assert "duration_seconds" in reason, reason
+    # MongoDB, the system of record, accepted them all; the index holds only what fits its mapping.
+    assert await mongo_db[VIDEOS_COLLECTION].count_documents({}) == len(good) + len(refused)
+    await es.indices.refresh(index=es_alias)
+    assert (await es.count(index=es_alias))["count"] == len(good)
+    assert await ready_counts(amqp, queue_names) == (0, 0)
+
+
+async def test_an_index_refusing_writes_is_an_outage_the_indexer_waits_out_without_dead_letters(
+    stack: StackSettings,
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    queue_names: QueueNames,
+    mongo_db: AsyncDatabase[dict[str, Any]],
+    es: AsyncElasticsearch,
+    es_alias: str,
+) -> None:
+    rng = random.Random(9)
+    events = [make_event(rng) for _ in range(300)]
+    settings = _settings(stack, queue_names, mongo_db, es_alias, index_prefetch=40, index_batch_size=20)
+    async with running_indexer(settings, amqp, mongo_db, es) as (indexer, registry):
+        await wait_until(holds(lambda: indexer.consuming), what="consumer attached")
+        # A write block is what Elasticsearch sets at the disk flood stage: a 403 about the cluster's
+        # state, not about any document.
+        await es.indices.put_settings(index=es_alias, settings={"index.blocks.write": True})
+        try:
+            await publish(amqp, queue_names, bodies(events))
+            await wait_until(holds(lambda: not indexer.stores_ready), what="indexer to report the outage")
+            assert indexer.state.startswith("holding: elasticsearch")
+            # It stops taking messages: all but its prefetch window wait in RabbitMQ, none dead.
+            ready, dead = await ready_counts(amqp, queue_names)
+            assert ready >= len(events) - settings.index_prefetch
+            assert dead == 0
+        finally:
+            await es.indices.put_settings(index=es_alias, settings={"index.blocks.write": None})
+        await wait_stored(mongo_db, es, es_alias, len(events))
+        await wait_until(holds(lambda: indexer.stores_ready), what="indexer to report ready again")
+        assert metric(registry, "tubewatch_indexer_store_outages_total", store="elasticsearch") > 0
+        assert metric(registry, "tubewatch_indexer_messages_total", outcome="dead_lettered") == 0
+    assert await ready_counts(amqp, queue_names) == (0, 0)
+
+
+async def _close_from_the_broker(connection_name: str) -> None:
+    """Make RabbitMQ drop one connection (ours, found by name), as a broker restart or a network cut would."""
+
+    async def rabbitmqctl(*args: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 0, err.decode()
+        return out.decode()
+
+    # One line per connection: "<rabbit@host.N.N.N>\t[...client properties...]".
+    listed = await rabbitmqctl("list_connections", "pid", "client_properties", "--no-table-headers", "--quiet")
+    marker = f'{{"connection_name","{connection_name}"}}'
+    pids = [line.split("\t", 1)[0] for line in listed.splitlines() if marker in line]
+    assert len(pids) == 1, listed
+    await rabbitmqctl("close_connection", pids[0], "test: the connection is lost")
+
+
+async def test_a_lost_broker_connection_is_restored_and_consumption_resumes_with_nothing_lost(
+    stack: StackSettings,
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    queue_names: QueueNames,
+    mongo_db: AsyncDatabase[dict[str, Any]],
+    es: AsyncElasticsearch,
+    es_alias: str,
+    unique_name: str,
+) -> None:
+    rng = random.Random(10)
+    events = [make_event(rng) for _ in range(3_000)]
+    await publish(amqp, queue_names, bodies(events))
+    connection = await aio_pika.connect_robust(
+        stack.amqp_url, client_properties={"connection_name": unique_name}, reconnect_interval=0.5
+    )
+    reconnected = asyncio.Event()
+    connection.reconnect_callbacks.add(lambda *_: reconnected.set())
+    try:
+        settings = _settings(stack, queue_names, mongo_db, es_alias, index_prefetch=200, index_batch_size=50)
+        async with running_indexer(settings, connection, mongo_db, es) as (indexer, _):
+
+            async def under_way() -> bool:
+                return await mongo_db[VIDEOS_COLLECTION].count_documents({}) >= 300
+
+            await wait_until(under_way, what="the run under way")
+            await _close_from_the_broker(unique_name)
+            await asyncio.wait_for(reconnected.wait(), timeout=60)
+            await wait_stored(mongo_db, es, es_alias, len(events))
+            assert indexer.consuming
+    finally:
+        await connection.close()
+    assert await ready_counts(amqp, queue_names) == (0, 0)
+    assert await stored_counts(mongo_db, es, es_alias) == (len(events), len(events))

@@ -53,3 +53,24 @@ def test_absurd_publish_dates_are_refused(published: str) -> None:
 def test_a_broadcast_scheduled_for_later_today_is_accepted() -> None:
     data = json.loads(EVENT.model_dump_json()) | {"published_at": "2026-11-24T12:00:00Z"}
     assert decode_event(json.dumps(data).encode()).published_at.hour == 12
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"x" * (5 * 1024 * 1024),
+        '{"title": "caf\xe9"}'.encode("latin-1"),  # not UTF-8 inside a JSON string
+        EVENT.model_dump_json().encode()[:-1],  # truncated
+    ],
+    ids=["empty", "5 MB of garbage", "latin-1 in a string", "truncated"],
+)
+def test_bodies_that_are_not_json_say_so(body: bytes) -> None:
+    with pytest.raises(ValueError, match=r"^body is not JSON: "):
+        decode_event(body)
+
+
+def test_the_reason_names_the_first_bad_field_and_counts_the_errors() -> None:
+    data = json.loads(EVENT.model_dump_json()) | {"video_id": "short", "query": ""}
+    with pytest.raises(ValueError, match=r"^2 schema error\(s\); video_id: String should match pattern"):
+        decode_event(json.dumps(data).encode())

@@ -1,0 +1,364 @@
+"""``make bench-indexer``: how fast videos go through RabbitMQ into both stores, and how fast a reindex is.
+
+Phase 1 (pipeline): publishes ``--events`` realistic video events to a private exchange/queue, then
+starts ``--indexers`` real indexer processes (``python -m services.indexer``) on the backlog and
+measures the sustained rate from the first stored video to the last one present in both MongoDB and
+Elasticsearch, plus the batch latency the indexers report in /metrics.
+
+Phase 2 (reindex): tops MongoDB up to ``--reindex-docs`` videos (inserted directly, not timed) and
+times ``python -m services.indexer reindex`` building a new index from them.
+
+Everything uses private names (database, alias, queue) and is removed afterwards. Results are printed
+and written to ``.local/bench/indexer.json``. A benchmark, not a test: figures depend on the machine
+and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import re
+import socket
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiohttp
+import psutil
+from elasticsearch import AsyncElasticsearch
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.common.catalogue import VIDEOS_COLLECTION, ensure_mongo_indexes
+from services.common.events import Thumbnail, VideoEvent
+from services.common.settings import PROJECT_ROOT, StackSettings
+from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
+from services.indexer.store import new_document
+from services.youtube_emulator.content import CHANNEL_NAMES, make_text, search_snippet
+
+RESULTS = PROJECT_ROOT / ".local" / "bench" / "indexer.json"
+QUERIES = ("cricket", "world cup", "ipl final", "test match", "t20 highlights")
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+BASE_TIME = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def make_events(count: int, seed: int) -> list[VideoEvent]:
+    """Realistic events: emulator titles and search.list-length descriptions, 500 channels."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(count):
+        query = rng.choice(QUERIES)
+        published = BASE_TIME - timedelta(seconds=rng.randrange(30 * 86_400))
+        text = make_text(query, rng, live=False, year=published.year, month=published.month, day=published.day)
+        video_id = "".join(rng.choice(_ID_ALPHABET) for _ in range(10)) + _ID_ALPHABET[i % 64]
+        channel = rng.randrange(500)
+        events.append(
+            VideoEvent(
+                video_id=video_id,
+                query=query,
+                title=text.title,
+                description=search_snippet(text.description),
+                published_at=published,
+                channel_id=f"UC{channel:022d}",
+                channel_title=CHANNEL_NAMES[channel % len(CHANNEL_NAMES)],
+                thumbnails={
+                    name: Thumbnail(url=f"https://i.ytimg.com/vi/{video_id}/{name}.jpg", width=w, height=h)
+                    for name, w, h in (("default", 120, 90), ("medium", 320, 180), ("high", 480, 360))
+                },
+                fetched_at=published + timedelta(minutes=1),
+            )
+        )
+    return events
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def publish(amqp_url: str, names: QueueNames, bodies: list[bytes]) -> float:
+    """Publish with confirms, many in flight; returns messages per second."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_index_queue(channel, names)
+        exchange = await channel.get_exchange(names.exchange)
+        started = time.perf_counter()
+        for start in range(0, len(bodies), 5000):
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        ROUTING_KEY_VIDEO_FOUND,
+                    )
+                    for body in bodies[start : start + 5000]
+                )
+            )
+        return len(bodies) / (time.perf_counter() - started)
+
+
+def indexer_env(stack: StackSettings, names: QueueNames, database: str, alias: str, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AMQP_URL": stack.amqp_url,
+        "AMQP_EXCHANGE": names.exchange,
+        "AMQP_QUEUE": names.queue,
+        "MONGODB_URL": stack.mongodb_url,
+        "MONGODB_DATABASE": database,
+        "ELASTICSEARCH_URL": stack.elasticsearch_url,
+        "ELASTICSEARCH_INDEX": alias,
+        "INDEXER_PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+        "REINDEX_OLD_INDEX_GRACE_SECONDS": "0",
+    }
+
+
+def histogram(metrics_text: str, name: str) -> tuple[list[tuple[float, float]], float, float]:
+    """(cumulative buckets, sum, count) of a Prometheus histogram in exposition text."""
+    buckets = [
+        (float("inf") if le == "+Inf" else float(le), float(value))
+        for le, value in re.findall(rf'^{name}_bucket{{le="([^"]+)"}} (\S+)$', metrics_text, re.MULTILINE)
+    ]
+    total = float(re.search(rf"^{name}_sum (\S+)$", metrics_text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    count = float(re.search(rf"^{name}_count (\S+)$", metrics_text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    return buckets, total, count
+
+
+def _labelled(metrics_text: str, name: str, store: str) -> float:
+    match = re.search(rf'^{name}{{store="{store}"}} (\S+)$', metrics_text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def quantile_bound(buckets: list[tuple[float, float]], count: float, q: float) -> float:
+    """The upper bound of the bucket holding quantile ``q`` (Prometheus buckets are cumulative)."""
+    for bound, cumulative in buckets:
+        if cumulative >= q * count:
+            return bound
+    return float("inf")
+
+
+def server_processes() -> dict[str, list[psutil.Process]]:
+    """The local stack's servers on this machine, to show where the CPU goes (stores vs. indexer)."""
+    found: dict[str, list[psutil.Process]] = {"mongodb": [], "elasticsearch": [], "rabbitmq": []}
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        name, cmdline = proc.info["name"] or "", " ".join(proc.info["cmdline"] or [])
+        if name == "mongod":
+            found["mongodb"].append(proc)
+        elif name == "java" and "elasticsearch" in cmdline:
+            found["elasticsearch"].append(proc)
+        elif name == "beam.smp":
+            found["rabbitmq"].append(proc)
+    return found
+
+
+async def wait_for_count(
+    db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, alias: str, expected: int, within: float
+) -> tuple[float, float]:
+    """Poll until both stores hold ``expected`` videos; returns (first stored, all stored) timestamps."""
+    first: float | None = None
+    deadline = time.monotonic() + within
+    mongo_done = False
+    while time.monotonic() < deadline:
+        if not mongo_done:
+            count = await db[VIDEOS_COLLECTION].estimated_document_count()
+            if count and first is None:
+                first = time.monotonic()
+            mongo_done = count >= expected
+        # Counting in ES sees what is refreshed: the default 1 s refresh interval bounds the delay.
+        if mongo_done and (await es.count(index=alias))["count"] >= expected:
+            assert first is not None
+            return first, time.monotonic()
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"not all {expected} videos stored within {within}s")
+
+
+async def pipeline_phase(args: argparse.Namespace, stack: StackSettings, run_id: str) -> dict[str, Any]:
+    names = QueueNames(exchange=f"{run_id}.videos", queue=f"{run_id}.videos.index")
+    database, alias = run_id.replace("-", "_"), run_id
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
+    es = AsyncElasticsearch(stack.elasticsearch_url, request_timeout=120)
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        print(f"generating {args.events:,} events ...", flush=True)
+        bodies = [e.model_dump_json().encode() for e in make_events(args.events, seed=1)]
+        print(f"publishing {len(bodies):,} events to {names.exchange} ...", flush=True)
+        publish_rate = await publish(stack.amqp_url, names, bodies)
+        print(f"  published at {publish_rate:,.0f} msg/s", flush=True)
+        ports = [free_port() for _ in range(args.indexers)]
+        for port in ports:
+            env = indexer_env(stack, names, database, alias, port)
+            command = (sys.executable, "-m", "services.indexer")
+            processes.append(await asyncio.create_subprocess_exec(*command, cwd=PROJECT_ROOT, env=env))
+        cpu = [psutil.Process(p.pid) for p in processes]
+        servers = server_processes()
+        for proc in [*cpu, *(p for procs in servers.values() for p in procs)]:
+            proc.cpu_percent()
+        psutil.cpu_percent()
+        started = time.monotonic()
+        first, done = await wait_for_count(mongo[database], es, alias, args.events, within=args.events / 100 + 120)
+        cpu_percent = [proc.cpu_percent() for proc in cpu]
+        server_cpu = {name: round(sum(proc.cpu_percent() for proc in procs)) for name, procs in servers.items()}
+        machine_cpu = psutil.cpu_percent()
+        async with aiohttp.ClientSession() as session:
+            texts = []
+            for port in ports:
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    texts.append(await response.text())
+        latency_buckets: dict[float, float] = {}
+        latency_sum = latency_count = size_sum = size_count = 0.0
+        for text in texts:
+            buckets, total, count = histogram(text, "tubewatch_indexer_batch_seconds")
+            for bound, value in buckets:
+                latency_buckets[bound] = latency_buckets.get(bound, 0) + value
+            latency_sum, latency_count = latency_sum + total, latency_count + count
+            _, total, count = histogram(text, "tubewatch_indexer_batch_size")
+            size_sum, size_count = size_sum + total, size_count + count
+        merged = sorted(latency_buckets.items())
+        store_ms: dict[str, float | None] = {}
+        for store in ("mongodb", "elasticsearch"):
+            total = sum(_labelled(text, "tubewatch_indexer_store_seconds_sum", store) for text in texts)
+            count = sum(_labelled(text, "tubewatch_indexer_store_seconds_count", store) for text in texts)
+            store_ms[store] = round(1000 * total / count, 1) if count else None
+        result = {
+            "events": args.events,
+            "indexers": args.indexers,
+            "publish_msgs_per_second": round(publish_rate),
+            "sustained_videos_per_second": round(args.events / (done - first)),
+            "end_to_end_videos_per_second_incl_startup": round(args.events / (done - started)),
+            "seconds_first_to_last_stored": round(done - first, 2),
+            "batches": int(latency_count),
+            "mean_batch_size": round(size_sum / size_count, 1) if size_count else None,
+            "batch_latency_mean_ms": round(1000 * latency_sum / latency_count, 1) if latency_count else None,
+            "batch_latency_p50_ms_at_most": 1000 * quantile_bound(merged, latency_count, 0.5),
+            "batch_latency_p95_ms_at_most": 1000 * quantile_bound(merged, latency_count, 0.95),
+            "store_latency_mean_ms": store_ms,
+            "indexer_cpu_percent": [round(c) for c in cpu_percent],
+            # Of one core (200 = both cores of this machine), over the whole run, startup included.
+            "server_cpu_percent": server_cpu,
+            "machine_cpu_percent_of_all_cores": round(machine_cpu),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 1),
+            "settings": {k: v for k, v in os.environ.items() if k.startswith("INDEX_")},
+        }
+        return result
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            await process.wait()
+        channel_connection = await aio_pika.connect(stack.amqp_url)
+        async with channel_connection:
+            channel = await channel_connection.channel()
+            for queue in (names.queue, names.dead_queue):
+                await channel.queue_delete(queue)
+            for exchange in (names.exchange, names.dead_exchange):
+                await channel.exchange_delete(exchange)
+        if not args.keep:
+            await drop(mongo, es, database, alias)
+        await es.close()
+        await mongo.close()
+
+
+async def reindex_phase(args: argparse.Namespace, stack: StackSettings, run_id: str) -> dict[str, Any]:
+    database, alias = f"{run_id}_reindex".replace("-", "_"), f"{run_id}-reindex"
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
+    es = AsyncElasticsearch(stack.elasticsearch_url, request_timeout=120)
+    db = mongo[database]
+    try:
+        print(f"inserting {args.reindex_docs:,} videos into MongoDB (not timed) ...", flush=True)
+        now = datetime.now(UTC)
+        chunk = 20_000
+        for start in range(0, args.reindex_docs, chunk):
+            count = min(chunk, args.reindex_docs - start)
+            events = make_events(count, seed=1000 + start)
+            await db[VIDEOS_COLLECTION].insert_many([new_document(e, now) for e in events], ordered=False)
+        # Built once at the end (much faster than maintained per insert); the reindex does not use them.
+        print("building MongoDB's indexes (not timed) ...", flush=True)
+        await ensure_mongo_indexes(db)
+        env = indexer_env(stack, QueueNames("unused", "unused"), database, alias, free_port())
+        print("python -m services.indexer reindex ...", flush=True)
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.indexer", "reindex", cwd=PROJECT_ROOT, env=env
+        )
+        watched = psutil.Process(process.pid)
+        cpu_seconds = 0.0
+        while process.returncode is None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = watched.cpu_times()
+                cpu_seconds = times.user + times.system
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), timeout=0.5)
+        if process.returncode != 0:
+            raise RuntimeError("reindex failed")
+        seconds = time.monotonic() - started
+        indexed = (await es.count(index=alias))["count"]
+        stats = await es.indices.stats(index=alias, metric="store")
+        mongo_stats = await db.command("collstats", VIDEOS_COLLECTION)
+        return {
+            "documents": args.reindex_docs,
+            "indexed": indexed,
+            "seconds": round(seconds, 1),
+            "documents_per_second": round(args.reindex_docs / seconds),
+            "reindex_process_cpu_seconds": round(cpu_seconds, 1),
+            "elasticsearch_bytes_per_document": round(stats["_all"]["primaries"]["store"]["size_in_bytes"] / indexed),
+            "mongodb_bytes_per_document": round(
+                (mongo_stats["storageSize"] + mongo_stats["totalIndexSize"]) / args.reindex_docs
+            ),
+        }
+    finally:
+        if not args.keep:
+            await drop(mongo, es, database, alias)
+        await es.close()
+        await mongo.close()
+
+
+async def drop(mongo: AsyncMongoClient[dict[str, Any]], es: AsyncElasticsearch, database: str, alias: str) -> None:
+    await mongo.drop_database(database)
+    found = await es.indices.get(index=f"{alias}-v*", expand_wildcards="all", allow_no_indices=True)
+    if found.body:
+        await es.indices.delete(index=",".join(found.body))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m deploy.bench.indexer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events through RabbitMQ (phase 1)")
+    parser.add_argument("--indexers", type=int, default=1, help="indexer processes sharing the queue")
+    parser.add_argument("--reindex-docs", type=int, default=1_000_000, help="videos to reindex (phase 2); 0 skips")
+    parser.add_argument("--keep", action="store_true", help="keep the database and index (for inspection)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    stack = StackSettings()
+    run_id = f"bench-{uuid.uuid4().hex[:8]}"
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30),
+            "python": platform.python_version(),
+            "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        },
+    }
+    if args.events:
+        results["pipeline"] = await pipeline_phase(args, stack, run_id)
+        print(json.dumps(results["pipeline"], indent=2), flush=True)
+    if args.reindex_docs:
+        results["reindex"] = await reindex_phase(args, stack, run_id)
+        print(json.dumps(results["reindex"], indent=2), flush=True)
+    results["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
