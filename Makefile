@@ -79,7 +79,7 @@ dashboard-screenshot: up browser
 
 # The API's interactive viewer (/api/docs): swagger-ui-dist from the npm registry at a pinned version,
 # installed into the git-ignored .local/ (never copied into the repository, never from a CDN).
-.PHONY: api-viewer
+.PHONY: api-viewer bench-api
 api-viewer: $(API_VIEWER)
 
 $(API_VIEWER):
@@ -87,6 +87,12 @@ $(API_VIEWER):
 	npm install --prefix .local/api-viewer --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
 		swagger-ui-dist@$(API_VIEWER_VERSION)
 	@touch $@
+
+# The API at 1,000,000 videos under wrk (deploy/bench/api.py); results in .local/bench/api.json.
+bench-api: up
+	@command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get install -y -qq wrk || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }; }
+	$(PY) -m deploy.bench.api
 
 # The fetcher's quota spent per new video and freshness (deploy/bench/fetcher.py); results in
 # .local/bench/fetcher.json.
