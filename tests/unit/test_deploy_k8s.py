@@ -1,0 +1,210 @@
+"""deploy/k8s: schema-valid for pinned Kubernetes versions (kubernetes-validate ships the published
+JSON schemas, so this runs offline), and wired the way issue 8 asks: a Deployment per service with
+liveness on /healthz and readiness on /readyz, resource requests, and autoscalers for the API and
+the indexer."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic_settings import BaseSettings
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy/k8s"
+# The oldest Kubernetes we claim (still widely run) and the newest the validator ships.
+PINNED_VERSION = "1.30.0"
+SERVICES = {"api": "services.api", "fetcher": "services.fetcher", "indexer": "services.indexer"}
+AUTOSCALED = {"api", "indexer"}
+# What a service cannot run without on a cluster: where the stores are, and its own secrets.
+REQUIRED_ENV = {
+    "api": {"MONGODB_URL", "ELASTICSEARCH_URL", "AMQP_URL", "CURSOR_SECRET", "API_HOST", "API_PORT"},
+    "fetcher": {"MONGODB_URL", "AMQP_URL", "YOUTUBE_API_KEYS", "FETCHER_HOST", "FETCHER_PORT"},
+    "indexer": {"MONGODB_URL", "ELASTICSEARCH_URL", "AMQP_URL", "INDEXER_HOST", "INDEXER_PORT"},
+}
+SECRET_ENV = {"AMQP_URL", "MONGODB_URL", "ELASTICSEARCH_URL", "YOUTUBE_API_KEYS", "CURSOR_SECRET"}
+
+kubernetes_validate: Any = importlib.import_module("kubernetes_validate")
+
+
+def load_documents() -> list[tuple[str, dict[str, Any]]]:
+    yaml = YAML(typ="safe", pure=True)
+    documents = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        documents += [(path.name, doc) for doc in yaml.load_all(path) if doc]
+    return documents
+
+
+@pytest.fixture(scope="module")
+def documents() -> list[tuple[str, dict[str, Any]]]:
+    return load_documents()
+
+
+@pytest.fixture(scope="module")
+def deployments(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for _, doc in documents if doc["kind"] == "Deployment"}
+
+
+def settings_variables(module: str) -> set[str]:
+    settings_cls = importlib.import_module(f"{module}.settings").Settings
+    assert issubclass(settings_cls, BaseSettings)
+    return {name.upper() for name in settings_cls.model_fields}
+
+
+def config_map_keys(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, set[str]]:
+    return {doc["metadata"]["name"]: set(doc.get("data", {})) for _, doc in documents if doc["kind"] == "ConfigMap"}
+
+
+def container_env(container: dict[str, Any], config_maps: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
+    env = {item["name"]: item for item in container.get("env", [])}
+    for source in container.get("envFrom", []):
+        for key in config_maps.get(source.get("configMapRef", {}).get("name", ""), set()):
+            env.setdefault(key, {"name": key, "configMap": True})
+    return env
+
+
+def shutdown_seconds(module: str) -> float:
+    """The longest a service gives the work in hand at shutdown, as its code and settings say."""
+    patterns = (
+        re.compile(r"STOP_GRACE_SECONDS\s*=\s*(\d+(?:\.\d+)?)"),
+        re.compile(r"wait_for\(\s*asyncio\.shield\([^)]*\),\s*timeout=(\d+(?:\.\d+)?)\s*\)"),
+    )
+    texts = [path.read_text() for path in (ROOT / module.replace(".", "/")).glob("*.py")]
+    found = [float(t) for text in texts for pattern in patterns for t in pattern.findall(text)]
+    settings_cls = importlib.import_module(f"{module}.settings").Settings
+    found += [float(f.default) for name, f in settings_cls.model_fields.items() if "shutdown_timeout" in name]
+    return max(found, default=0.0)
+
+
+def check_deployment(name: str, deployment: dict[str, Any], config_maps: dict[str, set[str]]) -> list[str]:
+    problems: list[str] = []
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    prefix = name.upper()
+    env = container_env(container, config_maps)
+    port = int(env.get(f"{prefix}_PORT", {}).get("value", 0))
+    named_ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+    if container.get("command") != ["python", "-m", SERVICES[name]]:
+        problems.append(f"{name}: command must be python -m {SERVICES[name]}")
+    if env.get(f"{prefix}_HOST", {}).get("value") != "0.0.0.0":
+        problems.append(f"{name}: {prefix}_HOST must be 0.0.0.0, or the kubelet cannot probe it")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        http = container.get(probe, {}).get("httpGet", {})
+        target = named_ports.get(http.get("port"), http.get("port"))
+        if http.get("path") != path or target != port:
+            problems.append(f"{name}: {probe} must GET {path} on {prefix}_PORT ({port})")
+    requests = container.get("resources", {}).get("requests", {})
+    if not {"cpu", "memory"} <= requests.keys():
+        problems.append(f"{name}: resource requests for cpu and memory")
+    if "memory" not in container.get("resources", {}).get("limits", {}):
+        problems.append(f"{name}: a memory limit")
+    missing = REQUIRED_ENV[name] - env.keys()
+    if missing:
+        problems.append(f"{name}: missing environment {sorted(missing)}")
+    for key in SECRET_ENV & env.keys():
+        if "secretKeyRef" not in env[key].get("valueFrom", {}):
+            problems.append(f"{name}: {key} must come from a Secret")
+    unknown = env.keys() - settings_variables(SERVICES[name]) - {k for keys in config_maps.values() for k in keys}
+    if unknown:
+        problems.append(f"{name}: sets variables its settings do not read: {sorted(unknown)}")
+    if not pod.get("securityContext", {}).get("runAsNonRoot"):
+        problems.append(f"{name}: runAsNonRoot")
+    if pod.get("terminationGracePeriodSeconds", 30) < shutdown_seconds(SERVICES[name]) + 10:
+        problems.append(f"{name}: terminationGracePeriodSeconds is not above its own shutdown time")
+    return problems
+
+
+def test_manifests_pass_the_kubernetes_schemas(documents: list[tuple[str, dict[str, Any]]]) -> None:
+    assert PINNED_VERSION in kubernetes_validate.utils.all_versions(), "the pinned version's schemas ship offline"
+    for version in (PINNED_VERSION, kubernetes_validate.latest_version()):
+        for name, doc in documents:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{name} {doc['kind']}/{doc['metadata']['name']} (Kubernetes {version}): {exc.message}")
+
+
+def test_validator_rejects_a_misspelled_field(deployments: dict[str, dict[str, Any]]) -> None:
+    broken = copy.deepcopy(deployments["api"])
+    container = broken["spec"]["template"]["spec"]["containers"][0]
+    container["livenesProbe"] = container.pop("livenessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, PINNED_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = YAML(typ="safe", pure=True).load(K8S / "kustomization.yaml")
+    listed = set(kustomization["resources"])
+    present = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == present
+    assert {image["name"] for image in kustomization["images"]} == {"tubewatch"}
+
+
+def test_a_deployment_per_service_wired_to_its_probes(
+    documents: list[tuple[str, dict[str, Any]]], deployments: dict[str, dict[str, Any]]
+) -> None:
+    assert set(deployments) == set(SERVICES)
+    config_maps = config_map_keys(documents)
+    for name, deployment in deployments.items():
+        assert check_deployment(name, deployment, config_maps) == []
+    images = {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deployments.values()}
+    assert images == {"tubewatch"}, "one image for the three services"
+    all_settings = set().union(*(settings_variables(module) for module in SERVICES.values()))
+    for keys in config_maps.values():
+        assert keys <= all_settings, f"ConfigMap keys no service reads: {sorted(keys - all_settings)}"
+    assert not [doc for _, doc in documents if doc["kind"] == "Secret"], "no Secret with values is shipped"
+
+
+def test_autoscalers_for_api_and_indexer_only(
+    documents: list[tuple[str, dict[str, Any]]], deployments: dict[str, dict[str, Any]]
+) -> None:
+    autoscalers = {doc["metadata"]["name"]: doc for _, doc in documents if doc["kind"] == "HorizontalPodAutoscaler"}
+    targets = {hpa["spec"]["scaleTargetRef"]["name"] for hpa in autoscalers.values()}
+    assert targets == AUTOSCALED
+    for hpa in autoscalers.values():
+        ref = hpa["spec"]["scaleTargetRef"]
+        assert (ref["apiVersion"], ref["kind"]) == ("apps/v1", "Deployment")
+        target = deployments[ref["name"]]
+        assert "replicas" not in target["spec"], f"{ref['name']}: the autoscaler owns replicas"
+        assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+        for metric in hpa["spec"]["metrics"]:
+            resource = metric["resource"]["name"]
+            for container in target["spec"]["template"]["spec"]["containers"]:
+                assert resource in container["resources"]["requests"], f"utilization of {resource} needs a request"
+
+
+def test_fetcher_runs_alone(deployments: dict[str, dict[str, Any]]) -> None:
+    """No leader lease yet: exactly one fetcher, never two during a rollout."""
+    fetcher = deployments["fetcher"]["spec"]
+    assert fetcher["replicas"] == 1
+    assert fetcher["strategy"]["type"] == "Recreate"
+
+
+def test_checks_catch_a_miswired_deployment(
+    documents: list[tuple[str, dict[str, Any]]], deployments: dict[str, dict[str, Any]]
+) -> None:
+    broken = copy.deepcopy(deployments["indexer"])
+    container = broken["spec"]["template"]["spec"]["containers"][0]
+    container["livenessProbe"]["httpGet"]["path"] = "/readyz"
+    container["readinessProbe"]["httpGet"]["port"] = 9999
+    del container["resources"]["requests"]["cpu"]
+    container["env"] = [e for e in container["env"] if e["name"] != "INDEXER_HOST"]
+    container["env"].append({"name": "AMQP_URL", "value": "amqp://guest:guest@rabbitmq/"})
+    container["env"].append({"name": "INDEX_BATCHSIZE", "value": "10"})
+    problems = check_deployment("indexer", broken, config_map_keys(documents))
+    for expected in (
+        "livenessProbe",
+        "readinessProbe",
+        "cpu and memory",
+        "INDEXER_HOST",
+        "from a Secret",
+        "INDEX_BATCHSIZE",
+    ):
+        assert any(expected in p for p in problems), (expected, problems)
