@@ -17,6 +17,7 @@ from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 
 from services.api.backend import Stores
+from services.api.cors import add_cors
 from services.api.cursors import (
     SECRET_FILE_NAME,
     Cursor,
@@ -73,13 +74,40 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _JSON = "application/json"
 
 
+# Limits on what a client may send, enforced by aiohttp's HTTP parser with its plain 400 (before
+# any handler runs) whichever way the app is served: `python -m services.api` (one process or
+# API_WORKERS), tests, the benchmark. Request lines up to 64 KiB: the longest valid query (q,
+# query, cursor, 50 channel_ids, all percent-encoded) fits, so a valid request never meets the
+# parser's bare 400; a 1 MB query string does.
+MAX_REQUEST_LINE_BYTES = 65536
+MAX_HEADER_FIELD_BYTES = 16384
+MAX_HEADERS = 64
+# Every endpoint is a GET: a request body is refused (see _request_middleware) and never read.
+MAX_BODY_BYTES = 4096
+# After refusing a request with an unread body, read and drop at most this long before closing.
+LINGERING_SECONDS = 2.0
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+_BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def create_app(settings: Settings) -> web.Application:
     metrics = ApiMetrics()
-    # Request lines up to 64 KiB: the longest valid query (q, query, cursor, 50 channel_ids, all
-    # percent-encoded) fits, so a valid request never meets the HTTP parser's bare 400.
     app = web.Application(
-        middlewares=[_request_middleware(metrics)], handler_args={"max_line_size": 65536, "max_field_size": 16384}
+        middlewares=[_request_middleware(metrics)],
+        client_max_size=MAX_BODY_BYTES,
+        handler_args={
+            "max_line_size": MAX_REQUEST_LINE_BYTES,
+            "max_field_size": MAX_HEADER_FIELD_BYTES,
+            "max_headers": MAX_HEADERS,
+            # aiohttp closes a connection that has not delivered a complete request this long
+            # after it opened or after its last answer: one timer for idle keep-alive and for
+            # slow clients dribbling a request line or headers.
+            "keepalive_timeout": settings.api_idle_timeout_seconds,
+            "lingering_time": LINGERING_SECONDS,
+        },
     )
+    add_cors(app, settings.api_cors_origins)  # after the request middleware: preflights get an id and metrics
+    app.on_response_prepare.append(_security_headers)
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[PAGE_CACHE] = PageCache(settings.api_page_cache_seconds)
@@ -158,6 +186,8 @@ def _request_middleware(metrics: ApiMetrics) -> Any:
         started = time.perf_counter()
         response: web.StreamResponse
         try:
+            if request.body_exists and request.method in _BODILESS_METHODS:
+                raise ApiError(400, "invalid_request", f"{request.method} takes no request body")
             response = await handler(request)
         except ApiError as exc:
             response = _error_response(exc)
@@ -174,12 +204,20 @@ def _request_middleware(metrics: ApiMetrics) -> Any:
                 content_type=_JSON,
             )
         response.headers["X-Request-Id"] = request_id
+        if request.body_exists:
+            response.force_close()  # the body stays unread: never parse it as the next request
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         metrics.observe_request(request.method, route, response.status, time.perf_counter() - started)
         return response
 
     return middleware
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer: JSON, errors, the docs and the dashboard (which sets the same values and a CSP)."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 def _error_response(exc: ApiError) -> web.Response:

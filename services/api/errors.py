@@ -6,6 +6,7 @@ import json
 from typing import Literal
 
 ErrorCode = Literal[
+    "invalid_request",
     "invalid_parameter",
     "invalid_cursor",
     "not_found",

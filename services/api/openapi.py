@@ -50,7 +50,10 @@ _SERVED_BY_HEADER = {
     }
 }
 _ERROR_TEXT = {
-    400: "Invalid input: error.code is invalid_parameter or invalid_cursor, error.parameter names the parameter.",
+    400: (
+        "Invalid input: error.code is invalid_parameter or invalid_cursor, error.parameter names the parameter;"
+        " invalid_request for a request body, which no endpoint takes."
+    ),
     404: "not_found: no such video.",
     410: "cursor_expired: the point-in-time of this relevance walk expired; start the walk again.",
     503: "unavailable: the store this request needs is down.",

@@ -7,6 +7,7 @@ relevance pages carry a point-in-time and degraded pages should not outlive the 
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -40,8 +41,15 @@ class PageCache:
 
     def put(self, key: tuple[str, str | None, int], body: bytes, served_by: str) -> None:
         now = time.monotonic()
+        # The TTL is the same for every entry, so insertion order is expiry order: expired pages are
+        # dropped from the front as new ones arrive (cursor walks make many one-off keys, which would
+        # otherwise sit in memory until the cache filled up).
+        for stale in list(itertools.takewhile(lambda k: self._entries[k].expires_at < now, self._entries)):
+            del self._entries[stale]
+        self._entries.pop(key, None)  # re-inserted at the end, keeping the order
         if len(self._entries) >= MAX_ENTRIES:
-            self._entries = {k: v for k, v in self._entries.items() if v.expires_at >= now}
-            if len(self._entries) >= MAX_ENTRIES:
-                self._entries.clear()
+            del self._entries[next(iter(self._entries))]
         self._entries[key] = CachedPage(now + self._ttl, body, served_by)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from services.api.cors import normalize_origin
 from services.common.settings import (
     PROJECT_ROOT,
     AmqpSettings,
@@ -33,11 +34,27 @@ class Settings(ApiSettings, ElasticsearchSettings, MongoSettings, AmqpSettings, 
     # Identical list requests within this many seconds share one search (0 turns the micro-cache off).
     api_page_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     state_dir: Path = PROJECT_ROOT / ".local"
+    # Browser origins (scheme://host[:port]) whose pages may read /api/v1/*, comma- or
+    # whitespace-separated. Empty: CORS closed, no Access-Control-* header anywhere.
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A connection that has not sent a complete request this long after it opened or after its
+    # previous answer is closed: idle keep-alive connections and slow clients (slowloris) alike.
+    api_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("search_queries", mode="before")
     @classmethod
     def _split_queries(cls, value: object) -> list[str]:
         return split_list(value, r",")
+
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> list[str]:
+        return split_list(value, r"[,\s]+")
+
+    @field_validator("api_cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(normalize_origin(origin) for origin in value))
 
     @field_validator("search_queries")
     @classmethod

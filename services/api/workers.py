@@ -20,6 +20,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import multiprocess
 
 from services.api.app import create_app
@@ -56,6 +57,24 @@ def configure_api_logging(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format, service="api")
     # While Elasticsearch is down the transport warns on every probe; the API logs the outage once.
     logging.getLogger("elastic_transport.node_pool").setLevel(logging.ERROR)
+    logging.getLogger("aiohttp.server").addFilter(ClientErrorFilter())
+
+
+class ClientErrorFilter(logging.Filter):
+    """aiohttp logs every request its HTTP parser refuses (a 1 MB line, a header flood, garbage) at
+    ERROR with a traceback: the client's fault, not the server's, and a cheap way to flood the log.
+    Such a record becomes one INFO line without the traceback; real server errors stay as they are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError) and 400 <= (error.code or 0) < 500:
+            record.msg = "refused a malformed request: %s %s"
+            record.args = (error.code, " ".join(str(error.message).split())[:200])
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.exc_info, record.exc_text = None, None
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
 
 
 def run_worker() -> None:

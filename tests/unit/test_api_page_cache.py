@@ -23,8 +23,22 @@ def test_the_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     cache = PageCache(60)
     for n in range(25):
         cache.put((str(n), None, 20), b"x", "elasticsearch")
-    assert len(cache._entries) <= 10
+    assert len(cache) == 10
     assert cache.get(("24", None, 20)) is not None
+    assert cache.get(("14", None, 20)) is None  # the oldest went first
+
+
+def test_expired_pages_leave_memory_without_being_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One-off keys (every page of a cursor walk) must not pile up until the cache is full."""
+    now = [100.0]
+    monkeypatch.setattr(page_cache.time, "monotonic", lambda: now[0])
+    cache = PageCache(1.0)
+    for n in range(50):
+        cache.put((f"walk-page-{n}", None, 20), b"x" * 1000, "elasticsearch")
+        now[0] += 0.1
+    # Only the pages of the last second are still held.
+    assert len(cache) <= 11
+    assert cache.get(("walk-page-49", None, 20)) is not None
 
 
 def test_zero_ttl_disables() -> None:
