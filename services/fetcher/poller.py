@@ -42,6 +42,12 @@ PAGE_SIZE = 50
 SPLIT_AFTER_ITEMS = SEARCH_RESULT_CAP - PAGE_SIZE
 
 Role = Literal["starting", "leader", "standby"]
+
+
+class MalformedPageError(Exception):
+    """A search answer that parsed as JSON but is not a page of results; the walk is cut there."""
+
+
 WalkKind = Literal["head", "gap", "sweep"]
 
 
@@ -331,9 +337,12 @@ class Poller:
                         restarted, page_token, in_window, walked = True, None, 0, set()
                         continue
                     raise
-                outcome.pages += 1
                 items = page.get("items")
-                items = items if isinstance(items, list) else []
+                if not isinstance(items, list):
+                    # Not a page of results (a broken proxy, a bad deploy): read as an empty last
+                    # page it would end the walk and drop the rest of the window.
+                    raise MalformedPageError(f"search page for {query!r} without a list of items")
+                outcome.pages += 1
                 events = self._events(items, query)
                 fresh = list({e.video_id: e for e in events if e.video_id not in progress.seen}.values())
                 known_before = [
@@ -355,7 +364,11 @@ class Poller:
                     outcome.met(event.published_at)
                 in_window += len(items)
                 next_token = page.get("nextPageToken")
-                page_token = next_token if isinstance(next_token, str) and next_token else None
+                if next_token is not None and not isinstance(next_token, str):
+                    # This page's videos are published and counted as read; the rest of the
+                    # window waits as a gap rather than being taken for the end of the results.
+                    raise MalformedPageError(f"search page for {query!r} with a nextPageToken that is not text")
+                page_token = next_token or None
                 if events and not new_to_walk:
                     outcome.complete = True  # the tokens loop back over pages already read
                     break

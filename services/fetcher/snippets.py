@@ -27,20 +27,29 @@ def event_from_search_item(item: dict[str, Any], query: str, fetched_at: datetim
     published = snippet.get("publishedAt")
     if not isinstance(published, str):
         raise ValueError(f"video {video_id} has no publishedAt")
+    # Text of another type is a broken answer, never coerced: str() of a number or an object
+    # would publish garbage ("12345", "{'nested': True}") as a title or a channel id.
+    # (A missing channelId stays "", which the event refuses.)
+    text = {name: snippet.get(name, "") for name in ("title", "description", "channelId", "channelTitle")}
+    wrong = [name for name, value in text.items() if not isinstance(value, str)]
+    if wrong:
+        raise ValueError(f"video {video_id}: {', '.join(wrong)} not text")
+    title, description, channel_id, channel_title = text.values()
     return VideoEvent(
         video_id=video_id,
         query=query,
-        title=html.unescape(str(snippet.get("title", ""))),
-        description=html.unescape(str(snippet.get("description", ""))),
+        title=html.unescape(title),
+        description=html.unescape(description),
         published_at=parse_rfc3339(published),
-        channel_id=str(snippet.get("channelId", "")),
-        channel_title=html.unescape(str(snippet.get("channelTitle", ""))),
+        channel_id=channel_id,
+        channel_title=html.unescape(channel_title),
         thumbnails=snippet.get("thumbnails") or {},
         live_broadcast_content=snippet.get("liveBroadcastContent", "none"),
         fetched_at=fetched_at,
     )
 
 
+MAX_DESCRIPTION_CHARS = 10_000  # what VideoEvent.description holds
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 
 
@@ -72,8 +81,10 @@ def enrich_event(event: VideoEvent, resource: dict[str, Any]) -> VideoEvent:
     statistics = resource.get("statistics") if isinstance(resource.get("statistics"), dict) else {}
     assert isinstance(snippet, dict) and isinstance(details, dict) and isinstance(statistics, dict)
     update: dict[str, Any] = {}
-    if isinstance(snippet.get("description"), str):
-        update["description"] = snippet["description"][:10_000]
+    description = snippet.get("description")
+    # YouTube caps descriptions at 5,000 bytes: a longer one is a broken answer, not text to cut.
+    if isinstance(description, str) and len(description) <= MAX_DESCRIPTION_CHARS:
+        update["description"] = description
     tags = snippet.get("tags")
     if isinstance(tags, list):
         update["tags"] = [str(tag) for tag in tags]

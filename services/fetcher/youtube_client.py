@@ -22,6 +22,8 @@ from services.fetcher.settings import KeyEntry
 logger = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-Goog-Api-Key"
+# A page of 50 results is well under 100 KB; more than this is not an answer worth the memory.
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class ErrorKind(enum.Enum):
@@ -128,8 +130,15 @@ class YouTubeClient:
                 status = response.status
                 if 300 <= status < 400:
                     raise YouTubeTransportError(f"{where}: refused to follow a {status} redirect")
+                if (response.content_length or 0) > MAX_BODY_BYTES:
+                    raise YouTubeTransportError(f"{where}: HTTP {status} with a body over {MAX_BODY_BYTES} bytes")
+                raw = bytearray()
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    raw += chunk
+                    if len(raw) > MAX_BODY_BYTES:
+                        raise YouTubeTransportError(f"{where}: HTTP {status} with a body over {MAX_BODY_BYTES} bytes")
                 try:
-                    body = await response.json(content_type=None)
+                    body = json.loads(raw)
                 except ValueError:
                     raise YouTubeTransportError(f"{where}: HTTP {status} with a non-JSON body") from None
         except (TimeoutError, aiohttp.ClientError) as exc:

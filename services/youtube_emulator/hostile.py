@@ -110,7 +110,11 @@ class HostileInjector:
         if choice == 0:
             victim.pop("snippet", None)
         elif choice == 1:
-            victim.get("id", {}).pop("videoId", None)
+            # search.list items carry {"kind", "videoId"} as id; videos.list items a bare string.
+            if isinstance(victim.get("id"), dict):
+                victim["id"].pop("videoId", None)
+            else:
+                victim.pop("id", None)
         elif choice == 2:
             victim.get("snippet", {}).pop("publishedAt", None)
         else:

@@ -132,13 +132,16 @@ def _recorder(emulator: dict[str, RunningEmulator]) -> Any:
             if isinstance(body, dict) and isinstance(body.get("error"), dict):
                 call.reasons = tuple(str(e.get("reason")) for e in body["error"].get("errors", []))
             elif isinstance(body, dict) and isinstance(body.get("items"), list):
-                call.item_ids = tuple(
-                    str(item["id"]["videoId"]) if isinstance(item.get("id"), dict) else str(item.get("id"))
-                    for item in body["items"]
-                )
+                call.item_ids = tuple(_item_id(item) for item in body["items"])
         return response
 
     return record
+
+
+def _item_id(item: Any) -> str:
+    """An item's video id as text; "None" where a hostile answer dropped or mangled it."""
+    ident = item.get("id") if isinstance(item, dict) else None
+    return str(ident.get("videoId")) if isinstance(ident, dict) else str(ident)
 
 
 @asynccontextmanager

@@ -82,3 +82,17 @@ async def test_hostility_is_off_by_default_and_switchable_at_run_time() -> None:
         await client.post("/admin/config", json={"hostile_redirect": 1.0})
         response = await client.get("/youtube/v3/search", params=SEARCH, allow_redirects=False)
         assert response.status == 302
+
+
+async def test_videos_list_is_broken_the_same_ways_without_crashing_the_emulator() -> None:
+    """videos.list items carry a bare string id (search.list an object): hostility must handle both."""
+    for kind in ("wrong_types", "missing_fields", "absurd_dates"):
+        settings = quiet_settings(**{f"emulator_hostile_{kind}": 1.0})
+        async with emulator_client(settings, now=NOW) as client:
+            visible = await (await client.get("/admin/visible", params={"query": "cricket"})).json()
+            ids = ",".join(v["videoId"] for v in visible["videos"][:10])
+            assert ids
+            for _ in range(16):
+                response = await client.get("/youtube/v3/videos", params={"part": "snippet", "id": ids, "key": "k"})
+                assert response.status == 200, (kind, await response.text())
+                json.loads(await response.read())
