@@ -3,7 +3,13 @@
 # Fails on a vulnerability with a fix available, and also when it could not audit at all: on a
 # machine that cannot reach the advisory service every package comes back "not found", and a
 # silent pass would be a lie.
+#
+# --if-reachable (what `make test` uses): when no advisory data is reachable at all, say so loudly
+# and exit 0 instead, so machines without internet access can still run the tests; a vulnerability
+# found still fails.
 set -uo pipefail
+lenient=0
+[[ "${1:-}" == "--if-reachable" ]] && lenient=1
 cd "$(dirname "$0")/.."
 report=$(mktemp)
 trap 'rm -f "$report"' EXIT
@@ -19,6 +25,10 @@ PY
 read -r checked total <<<"$audited"
 if [[ "$checked" -eq 0 ]]; then
     echo "audit: could not audit: no advisory data reachable for any of $total locked packages" >&2
+    if [[ "$lenient" -eq 1 ]]; then
+        echo "audit: NOT AUDITED on this machine (run 'make audit' where the advisory service is reachable)" >&2
+        exit 0
+    fi
     exit 2
 fi
 echo "audit: $checked of $total locked packages checked"

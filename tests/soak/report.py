@@ -1,13 +1,23 @@
-"""The soak's chart: ingest rate, API latency and memory over time, with the fault windows shaded."""
+"""The soak's report: a chart (ingest rate, API latency and memory over time, fault windows shaded)
+and a Markdown summary of the JSON report.
+
+`python -m tests.soak.report REPORT.json OUT.md` writes the summary of a finished run (how
+docs/soak-report.md is made from `make soak`'s report).
+"""
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import sys
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
+import psutil
 
 matplotlib.use("Agg")  # no display here: render straight to PNG
 import matplotlib.pyplot as plt
@@ -76,3 +86,88 @@ def write_chart(path: Path, samples: list[Sample], api: list[ApiSample], faults:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def write_summary(path: Path, report: dict[str, Any], chart: str = "soak-chart.png") -> None:
+    """A Markdown summary of a soak report: verdict, reconciliation, faults, API, memory, chart."""
+    counts, api, config = report["counts"], report["api"], report["config"]
+    peak: dict[str, float] = {}
+    for sample in report.get("samples", []):
+        for name, rss in sample["rss_mib"].items():
+            if rss is not None:
+                peak[name] = max(peak.get(name, 0.0), rss)
+    by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for fault in report["faults"]:
+        by_kind[fault["kind"]].append(fault)
+    machine = report.get("machine", {})
+    lines = [
+        "# Soak report",
+        "",
+        f"**{report['verdict']}**",
+        "",
+        f"Finished {report.get('finished_at', 'unknown')} on {machine.get('cpus', '?')} cores, "
+        f"{machine.get('memory_gb', '?')} GB; {float(config['seconds']):.0f} s of chaos "
+        f"({config['videos_per_minute']} new videos per minute per query, seed {config['seed']}), then draining. "
+        "Made by `make soak` (`tests/soak/`), summarised with `python -m tests.soak.report`.",
+        "",
+        "## Reconciliation (the emulator's ground truth against every store)",
+        "",
+        "| | videos | missing | duplicated | extra |",
+        "|---|---|---|---|---|",
+        f"| made visible by the emulator | {counts['visible']} | | | |",
+        f"| MongoDB | {counts['mongodb']['documents']} | {counts['mongodb']['missing']} | 0 (unique index) "
+        f"| {counts['mongodb']['extra']} |",
+        f"| Elasticsearch | {counts['elasticsearch']['documents']} | {counts['elasticsearch']['missing']} "
+        f"| 0 (`_id` = video id) | {counts['elasticsearch']['extra']} |",
+        f"| API cursor walk | {counts['api']['listed']} | {counts['api']['missing']} | {counts['api']['duplicated']} "
+        f"| {counts['api']['extra']} |",
+        "",
+        f"Per query: {', '.join(f'{q} {n}' for q, n in counts['per_query'].items())}. "
+        f"Queue depth at the end: {counts['queue_depth']}; dead letters: {counts['dead_letters']}.",
+        "",
+        "## Faults",
+        "",
+        "| fault | times | targets | longest window (s) |",
+        "|---|---|---|---|",
+    ]
+    for kind, windows in sorted(by_kind.items()):
+        longest = max(w["ended"] - w["started"] for w in windows)
+        targets = ", ".join(sorted({w["target"] for w in windows}))
+        lines.append(f"| {kind} | {len(windows)} | {targets} | {longest:.1f} |")
+    lines += [
+        "",
+        f"Restarts by the harness: {', '.join(f'{n} {c}' for n, c in report.get('restarts', {}).items())}.",
+        "",
+        "## API under load",
+        "",
+        f"{api['requests']} requests (list, search, cursor walks) during the run; p50 {api['latency_ms_p50']} ms, "
+        f"p99 {api['latency_ms_p99']} ms. Failed: {api['failed']}; of those, outside the windows where a dependency "
+        f"or the API itself was down: {api['failed_outside_dependency_windows']}. While Elasticsearch was "
+        f"down, {api['ok_during_es_downtime']} requests succeeded, {api['served_by_mongodb_during_es_downtime']} "
+        "of them served from MongoDB.",
+        "",
+        "## Memory (peak RSS, MiB)",
+        "",
+        "| process | peak |",
+        "|---|---|",
+        *(f"| {name} | {value:.0f} |" for name, value in sorted(peak.items())),
+        "",
+        f"Problems: {'; '.join(report['problems']) if report['problems'] else 'none'}.",
+        "",
+        f"![Ingest rate, API latency and memory over time; shaded: fault windows]({chart})",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def summary_time(report_path: Path) -> str:
+    return datetime.fromtimestamp(report_path.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+if __name__ == "__main__":
+    source, target = Path(sys.argv[1]), Path(sys.argv[2])
+    data = json.loads(source.read_text())
+    data.setdefault("finished_at", summary_time(source))
+    # Reports written before the machine was recorded: summarised on the machine that ran them.
+    data.setdefault("machine", {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30)})
+    write_summary(target, data)

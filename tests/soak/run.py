@@ -16,11 +16,13 @@ import string
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import aio_pika
 import aiohttp
+import psutil
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_scan
 from pymongo import AsyncMongoClient
@@ -30,7 +32,7 @@ from services.common.fetcher_state import LEASE_COLLECTION, LEASE_ID
 from tests.conftest import free_port
 from tests.private_stack import PrivateStack, Server
 from tests.soak.processes import ServiceProcess
-from tests.soak.report import write_chart
+from tests.soak.report import write_chart, write_summary
 
 logger = logging.getLogger("soak")
 
@@ -521,6 +523,9 @@ class Soak:
             "faults": [asdict(w) for w in self.faults],
             "restarts": {name: p.restarts for name, p in self.processes.items()},
             "samples": [asdict(s) for s in self.samples],
+            "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30)},
         }
         (self.report_dir / "soak-report.json").write_text(json.dumps(report, indent=2))
         write_chart(self.report_dir / "soak-chart.png", self.samples, self.api_samples, self.faults)
+        write_summary(self.report_dir / "soak-report.md", report)

@@ -1,0 +1,24 @@
+"""The short chaos soak (`make soak` runs the long one): every fault once, then every video reconciled."""
+
+from __future__ import annotations
+
+from services.common.settings import PROJECT_ROOT
+from tests.soak.run import Soak, SoakConfig
+
+
+async def test_short_soak_loses_nothing_duplicates_nothing_and_leaks_no_key() -> None:
+    config = SoakConfig(seconds=75, report_dir=PROJECT_ROOT / ".local" / "soak-short", fault_repeats=1)
+    result = await Soak(config).run()
+    # The verdict names every problem: missing/duplicated/extra videos, dead letters, unexcused API
+    # errors, reads not served from MongoDB during the ES outage, leaked keys, unclean stops.
+    assert result.passed, result.verdict
+    assert {fault.kind for fault in result.faults} == {
+        "kill_fetcher",
+        "kill_indexer",
+        "kill_api",
+        "stop_elasticsearch",
+        "stop_mongodb",
+        "stop_rabbitmq",
+        "pause_leader",
+    }
+    assert result.counts["visible"] > 0
