@@ -281,6 +281,15 @@ def port_open(endpoint: Endpoint, timeout: float = 1.0) -> bool:
         return False
 
 
+def wait_port_closed(endpoint: Endpoint, timeout: float = 15.0) -> bool:
+    """True once nothing accepts connections on ``endpoint``.
+
+    A server's process can look gone (its main thread a zombie) while its other threads are still
+    exiting and its sockets still open: give that a moment before calling the port taken.
+    """
+    return wait_until(lambda: not port_open(endpoint), timeout, interval=0.2)
+
+
 def free_port_near(start: int, avoid: set[int] | None = None) -> int:
     start = min(start, 65535 - 199)
     for port in range(start, start + 200):
@@ -939,7 +948,7 @@ class MongoDB(Server):
             lambda: group_members(record.pid, record.start_ticks) if record.start_ticks else [],
             f"mongod (pid {record.pid})",
         )
-        if port_open(self.endpoint):
+        if not wait_port_closed(self.endpoint):
             raise StackError(f"mongodb: something still listens on {self.endpoint} after stopping mongod")
 
 
@@ -1205,7 +1214,7 @@ class Elasticsearch(Server):
         leftovers = [pid for pid in _all_pids() if home and any(home in arg for arg in cmdline(pid))]
         if leftovers:
             terminate(lambda: [pid for pid in leftovers if pid_alive(pid)], "elasticsearch leftovers")
-        if port_open(self.endpoint):
+        if not wait_port_closed(self.endpoint):
             raise StackError(f"elasticsearch: something still listens on {self.endpoint} after stopping it")
 
 

@@ -49,12 +49,15 @@ async def private_stores(
     try:
         yield mongo[database], es, unique_name
     finally:
-        await mongo.drop_database(database)
-        found = await es.indices.get(index=f"{unique_name}*", allow_no_indices=True, expand_wildcards="all")
-        if found.body:
-            await es.indices.delete(index=",".join(found.body))
-        await es.close()
-        await mongo.close()
+        try:
+            await mongo.drop_database(database)
+            found = await es.indices.get(index=f"{unique_name}*", allow_no_indices=True, expand_wildcards="all")
+            if found.body:
+                await es.indices.delete(index=",".join(found.body))
+        finally:
+            # Closed even when a store is still down: an unclosed client would fail a later test.
+            await es.close()
+            await mongo.close()
 
 
 @pytest.mark.timeout(900)

@@ -32,13 +32,16 @@ async def private_catalogue(private_stack: PrivateStack, unique_name: str) -> As
         await write(await prepare_stores(mongo[database], es, unique_name), es, unique_name, events)
         yield events
     finally:
-        await mongo.drop_database(database)
-        await mongo.close()
-        if await es.ping():
-            found = await es.indices.get(index=f"{unique_name}*", allow_no_indices=True)
-            if found.body:
-                await es.indices.delete(index=",".join(found.body))
-        await es.close()
+        try:
+            await mongo.drop_database(database)
+            if await es.ping():
+                found = await es.indices.get(index=f"{unique_name}*", allow_no_indices=True)
+                if found.body:
+                    await es.indices.delete(index=",".join(found.body))
+        finally:
+            # Closed even when a store is still down: an unclosed client would fail a later test.
+            await mongo.close()
+            await es.close()
 
 
 @pytest.fixture

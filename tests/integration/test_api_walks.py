@@ -89,6 +89,9 @@ async def api(
         mongodb_database=mongo_db.name,
         elasticsearch_url=stack.elasticsearch_url,
         elasticsearch_index=es_alias,
+        # Without the 1-second micro-cache (tested on its own): on a fast machine a whole walk fits
+        # in a second, and the next walk's first page would be the cached one, with the old snapshot.
+        api_page_cache_seconds=0,
     )
     async for client in _client(settings):
         yield client
