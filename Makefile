@@ -13,11 +13,12 @@ API_VIEWER := .local/api-viewer/.installed-$(API_VIEWER_VERSION)
 
 help:
 	@echo "make run        start the local stack and all services (demo data without YOUTUBE_API_KEYS)"
-	@echo "make test       install, start the stack, lint, type-check and run every test"
+	@echo "make test       install, start the stack, lint, type-check, audit and run every test"
 	@echo "make up|down|status   the local RabbitMQ, MongoDB and Elasticsearch"
 	@echo "make soak       the chaos soak (SOAK_SECONDS, default 600) with a report in .local/soak/"
 	@echo "make audit      pip-audit over requirements.lock (needs PyPI's advisory service)"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
+	@echo "make bench-api|bench-indexer|bench-fetcher   benchmarks; results in .local/bench/"
 
 $(VENV)/.synced: requirements.lock
 	@$(PYTHON_BOOT) -c 'import sys; assert sys.version_info[:2] == (3, 11), "tubewatch needs Python 3.11"'
