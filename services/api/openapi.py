@@ -214,6 +214,7 @@ def build_openapi() -> dict[str, Any]:
 # No inline script: the page works under a strict Content-Security-Policy (script-src 'self').
 _DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tubewatch API</title>
+<link rel="icon" type="image/png" href="/api/docs/assets/favicon-32x32.png">
 <link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head>
 <body><div id="viewer"></div>
 <script src="/api/docs/assets/swagger-ui-bundle.js"></script>
@@ -221,6 +222,22 @@ _DOCS_PAGE = """<!doctype html>
 </body></html>
 """
 _DOCS_INIT = f'window.ui = SwaggerUIBundle({{url: "{OPENAPI_PATH}", dom_id: "#viewer", deepLinking: true}});\n'
+# The viewer's page: only this server's scripts and styles (Swagger UI sets styles through the DOM,
+# which a CSP allows); data: images for its icons.
+DOCS_CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 
 def add_openapi_routes(app: web.Application, viewer_dir: Path = VIEWER_DIR) -> None:
@@ -232,7 +249,9 @@ def add_openapi_routes(app: web.Application, viewer_dir: Path = VIEWER_DIR) -> N
     async def docs(request: web.Request) -> web.Response:
         if not (viewer_dir / "swagger-ui-bundle.js").is_file():
             raise ApiError(503, "unavailable", "the API viewer is not installed: run `make api-viewer`")
-        return web.Response(text=_DOCS_PAGE, content_type="text/html")
+        return web.Response(
+            text=_DOCS_PAGE, content_type="text/html", headers={"Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY}
+        )
 
     async def docs_init(request: web.Request) -> web.Response:
         return web.Response(text=_DOCS_INIT, content_type="text/javascript")
