@@ -23,9 +23,9 @@ from tests.factories import make_event
 from tests.integration.indexer_support import (
     IndexerProcess,
     bodies,
-    indexer_settings,
     publish,
     ready_counts,
+    shared_stack_settings,
     stored_counts,
     wait_stored,
 )
@@ -36,15 +36,7 @@ from tests.waiting import wait_until
 def settings(
     stack: StackSettings, queue_names: QueueNames, mongo_db: AsyncDatabase[dict[str, Any]], es_alias: str
 ) -> Settings:
-    return indexer_settings(
-        amqp_url=stack.amqp_url,
-        names=queue_names,
-        mongodb_url=stack.mongodb_url,
-        database=mongo_db.name,
-        elasticsearch_url=stack.elasticsearch_url,
-        alias=es_alias,
-        index_queue_depth_interval_seconds=0.5,
-    )
+    return shared_stack_settings(stack, queue_names, mongo_db.name, es_alias, index_queue_depth_interval_seconds=0.5)
 
 
 def _events(count: int, seed: int) -> list[VideoEvent]:

@@ -34,10 +34,10 @@ from tests.factories import make_event
 from tests.integration.indexer_support import (
     IndexerProcess,
     bodies,
-    indexer_settings,
     publish,
     ready_counts,
     settings_env,
+    shared_stack_settings,
     stored_counts,
 )
 from tests.waiting import wait_until
@@ -49,15 +49,7 @@ SEEDED = 100_000
 def settings(
     stack: StackSettings, queue_names: QueueNames, mongo_db: AsyncDatabase[dict[str, Any]], es_alias: str
 ) -> Settings:
-    return indexer_settings(
-        amqp_url=stack.amqp_url,
-        names=queue_names,
-        mongodb_url=stack.mongodb_url,
-        database=mongo_db.name,
-        elasticsearch_url=stack.elasticsearch_url,
-        alias=es_alias,
-        reindex_old_index_grace_seconds=1,
-    )
+    return shared_stack_settings(stack, queue_names, mongo_db.name, es_alias, reindex_old_index_grace_seconds=1)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.catalogue import VIDEOS_COLLECTION
 from services.common.events import VideoEvent
-from services.common.settings import PROJECT_ROOT
+from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
 from services.indexer.consumer import BatchIndexer, IndexerMetrics
 from services.indexer.settings import Settings
@@ -49,6 +49,19 @@ def indexer_settings(
         mongodb_database=database,
         elasticsearch_url=elasticsearch_url,
         elasticsearch_index=alias,
+        **extra,
+    )
+
+
+def shared_stack_settings(stack: StackSettings, names: QueueNames, database: str, alias: str, **extra: Any) -> Settings:
+    """Indexer settings on the shared local stack, for this test's queue, database and alias."""
+    return indexer_settings(
+        amqp_url=stack.amqp_url,
+        names=names,
+        mongodb_url=stack.mongodb_url,
+        database=database,
+        elasticsearch_url=stack.elasticsearch_url,
+        alias=alias,
         **extra,
     )
 

@@ -26,11 +26,11 @@ from tests.factories import make_event
 from tests.integration.indexer_support import (
     bodies,
     holds,
-    indexer_settings,
     metric,
     publish,
     ready_counts,
     running_indexer,
+    shared_stack_settings,
     stored_counts,
     take_dead_letters,
     wait_stored,
@@ -41,14 +41,8 @@ from tests.waiting import wait_until
 def _settings(
     stack: StackSettings, names: QueueNames, db: AsyncDatabase[dict[str, Any]], alias: str, **extra: Any
 ) -> Settings:
-    return indexer_settings(
-        amqp_url=stack.amqp_url,
-        names=names,
-        mongodb_url=stack.mongodb_url,
-        database=db.name,
-        elasticsearch_url=stack.elasticsearch_url,
-        alias=alias,
-        **({"index_batch_size": 100, "index_batch_max_wait_ms": 50} | extra),
+    return shared_stack_settings(
+        stack, names, db.name, alias, **({"index_batch_size": 100, "index_batch_max_wait_ms": 50} | extra)
     )
 
 

@@ -23,12 +23,12 @@ from tests.factories import make_event
 from tests.integration.indexer_support import (
     bodies,
     holds,
-    indexer_settings,
     metric,
     publish,
     ready_counts,
     running_indexer,
     settings_env,
+    shared_stack_settings,
     stored_counts,
     take_dead_letters,
 )
@@ -38,13 +38,11 @@ from tests.waiting import wait_until
 def _settings(
     stack: StackSettings, names: QueueNames, db: AsyncDatabase[dict[str, Any]], alias: str, **extra: Any
 ) -> Settings:
-    return indexer_settings(
-        amqp_url=stack.amqp_url,
-        names=names,
-        mongodb_url=stack.mongodb_url,
-        database=db.name,
-        elasticsearch_url=stack.elasticsearch_url,
-        alias=alias,
+    return shared_stack_settings(
+        stack,
+        names,
+        db.name,
+        alias,
         **({"index_batch_max_wait_ms": 50, "index_max_attempts": 2, "reindex_old_index_grace_seconds": 0} | extra),
     )
 
