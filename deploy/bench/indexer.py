@@ -161,6 +161,14 @@ def server_processes() -> dict[str, list[psutil.Process]]:
     return found
 
 
+def cpu_percent_of(proc: psutil.Process) -> float:
+    """CPU since the last call (100 = one core); 0 for a process that has gone (e.g. a CLI's VM)."""
+    try:
+        return float(proc.cpu_percent())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+
+
 async def wait_for_count(
     db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, alias: str, expected: int, within: float
 ) -> tuple[float, float]:
@@ -202,12 +210,12 @@ async def pipeline_phase(args: argparse.Namespace, stack: StackSettings, run_id:
         cpu = [psutil.Process(p.pid) for p in processes]
         servers = server_processes()
         for proc in [*cpu, *(p for procs in servers.values() for p in procs)]:
-            proc.cpu_percent()
+            cpu_percent_of(proc)
         psutil.cpu_percent()
         started = time.monotonic()
         first, done = await wait_for_count(mongo[database], es, alias, args.events, within=args.events / 100 + 120)
         cpu_percent = [proc.cpu_percent() for proc in cpu]
-        server_cpu = {name: round(sum(proc.cpu_percent() for proc in procs)) for name, procs in servers.items()}
+        server_cpu = {name: round(sum(cpu_percent_of(proc) for proc in procs)) for name, procs in servers.items()}
         machine_cpu = psutil.cpu_percent()
         async with aiohttp.ClientSession() as session:
             texts = []
