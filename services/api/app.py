@@ -56,6 +56,7 @@ from services.api.search import (
     fill_buckets,
     to_ms,
 )
+from services.api.security import add_security_headers
 from services.api.settings import Settings
 from services.common.service_app import add_readiness_check, add_service_routes
 from services.common.timefmt import utc_now
@@ -86,7 +87,6 @@ MAX_HEADERS = 64
 MAX_BODY_BYTES = 4096
 # After refusing a request with an unread body, read and drop at most this long before closing.
 LINGERING_SECONDS = 2.0
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> web.Application:
         },
     )
     add_cors(app, settings.api_cors_origins)  # after the request middleware: preflights get an id and metrics
-    app.on_response_prepare.append(_security_headers)
+    app.on_response_prepare.append(add_security_headers)
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[PAGE_CACHE] = PageCache(settings.api_page_cache_seconds)
@@ -212,12 +212,6 @@ def _request_middleware(metrics: ApiMetrics) -> Any:
         return response
 
     return middleware
-
-
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """On every answer: JSON, errors, the docs and the dashboard (which sets the same values and a CSP)."""
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
 
 
 def _error_response(exc: ApiError) -> web.Response:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from services.api.security import content_security_policy
+
 STATIC_DIR = Path(__file__).with_name("static")
 # Not "/static": that prefix may be claimed by a plain static route; these URLs are versioned.
 ASSETS_PREFIX = "/assets"
@@ -36,26 +38,8 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
 # The page runs no inline script or style: everything comes from our own origin, thumbnails from
-# YouTube's image hosts. Issue 9's security middleware may set these too; the values agree.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data: https://i.ytimg.com https://*.ytimg.com",
-        "connect-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+# YouTube's image hosts. nosniff and Referrer-Policy come with every answer (services/api/security.py).
+CONTENT_SECURITY_POLICY = content_security_policy(img_src="'self' data: https://i.ytimg.com https://*.ytimg.com")
 
 
 @dataclass(frozen=True)
@@ -90,7 +74,7 @@ def load_assets(static_dir: Path = STATIC_DIR) -> tuple[Asset, dict[str, Asset],
 
 
 def _respond(request: web.Request, asset: Asset, cache_control: str) -> web.StreamResponse:
-    headers = {"Cache-Control": cache_control, "ETag": asset.etag, **SECURITY_HEADERS}
+    headers = {"Cache-Control": cache_control, "ETag": asset.etag, "Content-Security-Policy": CONTENT_SECURITY_POLICY}
     if asset.etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     response = web.Response(body=asset.body, headers=headers | {"Content-Type": asset.content_type})

@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 from services.api import models
 from services.api.errors import ApiError
 from services.api.params import ChannelListParams, HistogramParams, VideoListParams, VideoPathParams
+from services.api.security import content_security_policy
 from services.common.settings import PROJECT_ROOT
 
 VIEWER_DIR = PROJECT_ROOT / ".local" / "api-viewer" / "node_modules" / "swagger-ui-dist"
@@ -222,22 +223,8 @@ _DOCS_PAGE = """<!doctype html>
 </body></html>
 """
 _DOCS_INIT = f'window.ui = SwaggerUIBundle({{url: "{OPENAPI_PATH}", dom_id: "#viewer", deepLinking: true}});\n'
-# The viewer's page: only this server's scripts and styles (Swagger UI sets styles through the DOM,
-# which a CSP allows); data: images for its icons.
-DOCS_CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+# The viewer's page: as strict as the dashboard's, data: images for Swagger UI's icons.
+DOCS_CONTENT_SECURITY_POLICY = content_security_policy(img_src="'self' data:")
 
 
 def add_openapi_routes(app: web.Application, viewer_dir: Path = VIEWER_DIR) -> None:

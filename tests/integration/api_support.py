@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
+import signal
 import string
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
 from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
@@ -15,8 +24,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.api.settings import Settings
 from services.common.catalogue import ensure_mongo_indexes, ensure_search_index
 from services.common.events import VideoEvent
+from services.common.settings import PROJECT_ROOT, StackSettings
 from services.indexer.store import VideoWriter
+from tests.conftest import free_port
 from tests.factories import BASE_TIME, make_event
+from tests.waiting import wait_until
 
 TEST_CURSOR_SECRET = "test-cursor-secret-" + "x" * 32
 
@@ -105,3 +117,66 @@ async def walk(
         page_number += 1
         if between_pages is not None:
             await between_pages(page_number)
+
+
+@dataclass
+class ServedApi:
+    process: asyncio.subprocess.Process
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@asynccontextmanager
+async def served_api(
+    stack: StackSettings, database: str, alias: str, tmp_path: Path, **env: str
+) -> AsyncIterator[ServedApi]:
+    """``python -m services.api`` on a free port over this test's stores, ready; stopped with SIGINT
+    after (a test failure if it does not stop within 30 s). ``env`` adds API_* variables."""
+    port = free_port()
+    environ = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("API_", "CURSOR_SECRET", "PROMETHEUS_MULTIPROC"))},
+        "API_PORT": str(port),
+        "STATE_DIR": str(tmp_path / "state"),
+        "MONGODB_URL": stack.mongodb_url,
+        "MONGODB_DATABASE": database,
+        "ELASTICSEARCH_URL": stack.elasticsearch_url,
+        "ELASTICSEARCH_INDEX": alias,
+        **env,
+    }
+    log = tmp_path / "api.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.api",
+            cwd=PROJECT_ROOT,
+            env=environ,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    served = ServedApi(process, port, log)
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+
+            async def ready() -> bool:
+                try:
+                    async with session.get(f"{served.url}/readyz") as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_until(ready, within=60, what=f"python -m services.api (log: {log})")
+        yield served
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), timeout=30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            pytest.fail(f"the API did not stop on SIGINT; log: {log.read_text()[-2000:]}")

@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,8 +26,7 @@ from services.api.app import MAX_HEADERS, MAX_REQUEST_LINE_BYTES, create_app
 from services.api.openapi import VIEWER_DIR
 from services.common.settings import PROJECT_ROOT, StackSettings
 from tests.conftest import free_port
-from tests.integration.api_support import api_settings, prepare_stores
-from tests.waiting import wait_until
+from tests.integration.api_support import api_settings, prepare_stores, served_api
 
 IDLE_TIMEOUT_SECONDS = 2.0
 # How long any single exchange may take before it counts as a hang (the machine is shared and slow).
@@ -376,39 +372,16 @@ async def test_the_served_api_applies_the_limits_in_every_worker(
     tmp_path: Path,
 ) -> None:
     await prepare_stores(mongo_db, es, es_alias)
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("API_", "PROMETHEUS_MULTIPROC"))},
-        "API_PORT": str(port),
-        "API_WORKERS": str(workers),
-        "API_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT_SECONDS),
-        "API_CORS_ORIGINS": "https://dash.example.org",
-        "STATE_DIR": str(tmp_path / "state"),
-        "MONGODB_URL": stack.mongodb_url,
-        "MONGODB_DATABASE": mongo_db.name,
-        "ELASTICSEARCH_URL": stack.elasticsearch_url,
-        "ELASTICSEARCH_INDEX": es_alias,
-    }
-    log = tmp_path / "api.log"
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.api",
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    try:
-
-        async def ready() -> bool:
-            with contextlib.suppress(OSError):
-                answer = await exchange(port, request(b"/readyz"), within=5)
-                return answer.status == 200
-            return False
-
-        await wait_until(ready, within=60, what=f"python -m services.api (log: {log})")
+    async with served_api(
+        stack,
+        mongo_db.name,
+        es_alias,
+        tmp_path,
+        API_WORKERS=str(workers),
+        API_IDLE_TIMEOUT_SECONDS=str(IDLE_TIMEOUT_SECONDS),
+        API_CORS_ORIGINS="https://dash.example.org",
+    ) as api:
+        port = api.port
         # New connections spread over the workers (SO_REUSEPORT): each check goes out several times.
         for _ in range(3 * workers):
             assert (await exchange(port, request(b"/api/v1/videos?q=" + b"a" * MEGABYTE))).status == 400
@@ -427,16 +400,7 @@ async def test_the_served_api_applies_the_limits_in_every_worker(
         )
         assert min(cut_after) >= IDLE_TIMEOUT_SECONDS - 0.1, cut_after
         assert max(cut_after) < IDLE_TIMEOUT_SECONDS + 10, cut_after
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(process.wait(), timeout=30)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            pytest.fail(f"the API did not stop on SIGINT; log: {log.read_text()[-2000:]}")
-    text = log.read_text()
+    text = api.log.read_text()
     assert "Traceback" not in text, text[-3000:]
     # The parser's refusals are one line each, not an ERROR with a traceback per hostile request.
     assert "refused a malformed request: 400" in text, text[-3000:]

@@ -19,12 +19,14 @@ from services.api.dashboard import (
     add_dashboard_routes,
     load_assets,
 )
+from services.api.security import add_security_headers
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient[Any, Any]]:
     app = web.Application()
     add_dashboard_routes(app)
+    app.on_response_prepare.append(add_security_headers)  # as create_app does for every answer
     async with TestClient(TestServer(app)) as running:
         yield running
 
