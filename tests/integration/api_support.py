@@ -135,7 +135,7 @@ async def served_api(
     stack: StackSettings, database: str, alias: str, tmp_path: Path, **env: str
 ) -> AsyncIterator[ServedApi]:
     """``python -m services.api`` on a free port over this test's stores, ready; stopped with SIGINT
-    after (a test failure if it does not stop within 30 s). ``env`` adds API_* variables."""
+    after (a test failure if it does not stop within 30 s). ``env`` adds or overrides variables."""
     port = free_port()
     environ = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("API_", "CURSOR_SECRET", "PROMETHEUS_MULTIPROC"))},

@@ -8,7 +8,6 @@ as documented, bodies that match the schema, and invalid input rejected.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import sys
 from collections.abc import AsyncIterator
@@ -21,10 +20,8 @@ from elasticsearch import AsyncElasticsearch
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.settings import PROJECT_ROOT, StackSettings
-from tests.conftest import free_port
-from tests.integration.api_support import TEST_CURSOR_SECRET, prepare_stores, spread_events, write
-from tests.waiting import wait_until
+from services.common.settings import StackSettings
+from tests.integration.api_support import TEST_CURSOR_SECRET, prepare_stores, served_api, spread_events, write
 
 CHECKS = ",".join(
     [
@@ -49,45 +46,18 @@ async def live_api(
     tmp_path: Path,
 ) -> AsyncIterator[str]:
     await write(await prepare_stores(mongo_db, es, es_alias), es, es_alias, spread_events(random.Random(8), 300))
-    port = free_port()
-    env = {
-        **os.environ,
-        "API_PORT": str(port),
-        "MONGODB_URL": stack.mongodb_url,
-        "MONGODB_DATABASE": mongo_db.name,
-        "ELASTICSEARCH_URL": stack.elasticsearch_url,
-        "ELASTICSEARCH_INDEX": es_alias,
-        "AMQP_QUEUE": f"{es_alias}.absent",
-        "CURSOR_SECRET": TEST_CURSOR_SECRET,
-        "API_WORKERS": "1",
-        "LOG_LEVEL": "WARNING",
-    }
-    log = tmp_path / "api.log"
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.api",
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    async def answers() -> bool:
-        try:
-            async with aiohttp.ClientSession() as session, session.get(f"{url}/healthz") as response:
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    try:
-        await wait_until(answers, within=30, what=f"the API to answer (log: {log})")
-        yield url
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), timeout=30)
+    async with served_api(
+        stack,
+        mongo_db.name,
+        es_alias,
+        tmp_path,
+        AMQP_QUEUE=f"{es_alias}.absent",
+        CURSOR_SECRET=TEST_CURSOR_SECRET,
+        API_WORKERS="1",
+        LOG_LEVEL="WARNING",
+    ) as api:
+        yield api.url
+    log = api.log
     # Malformed HTTP may be logged by aiohttp's parser; an exception of the API itself never.
     assert "unexpected error answering a request" not in log.read_text(), log.read_text()[-3000:]
 
