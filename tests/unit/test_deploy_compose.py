@@ -8,7 +8,6 @@ Each check is a function returning its problems, and a test feeds it a broken fi
 
 from __future__ import annotations
 
-import importlib
 import re
 import subprocess
 import sys
@@ -17,20 +16,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from pydantic_settings import BaseSettings
 from ruamel.yaml import YAML
+
+from tests.service_settings import SERVICE_PACKAGES, settings_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 
 # Compose service -> the Python package it runs (all from deploy/Dockerfile).
-APP_SERVICES = {
-    "fetcher": "services.fetcher",
-    "indexer": "services.indexer",
-    "api": "services.api",
-    "youtube-emulator": "services.youtube_emulator",
-}
+APP_SERVICES = SERVICE_PACKAGES
 # Services that run once and exit; every other service is a server.
 ONE_SHOT = {"kibana-setup"}
 # The only services published on the host (issue 8): the API, Kibana, RabbitMQ's management UI.
@@ -100,17 +95,6 @@ def interpolate(value: str, env: dict[str, str]) -> str:
         return current or ""
 
     return INTERPOLATION.sub(resolve, value)
-
-
-def settings_variables(module: str) -> dict[str, Any]:
-    """Environment variable -> default for every field of ``<module>.settings.Settings``."""
-    settings_cls = importlib.import_module(f"{module}.settings").Settings
-    assert issubclass(settings_cls, BaseSettings)
-    variables: dict[str, Any] = {}
-    for name, field in settings_cls.model_fields.items():
-        default = field.default_factory() if field.default_factory is not None else field.default
-        variables[(field.alias or name).upper()] = default
-    return variables
 
 
 def service_environment(service: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic_settings import BaseSettings
 from ruamel.yaml import YAML
+
+from tests.service_settings import settings_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy/k8s"
@@ -50,12 +51,6 @@ def documents() -> list[tuple[str, dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def deployments(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     return {doc["metadata"]["name"]: doc for _, doc in documents if doc["kind"] == "Deployment"}
-
-
-def settings_variables(module: str) -> set[str]:
-    settings_cls = importlib.import_module(f"{module}.settings").Settings
-    assert issubclass(settings_cls, BaseSettings)
-    return {name.upper() for name in settings_cls.model_fields}
 
 
 def config_map_keys(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, set[str]]:
@@ -111,7 +106,8 @@ def check_deployment(name: str, deployment: dict[str, Any], config_maps: dict[st
     for key in SECRET_ENV & env.keys():
         if "secretKeyRef" not in env[key].get("valueFrom", {}):
             problems.append(f"{name}: {key} must come from a Secret")
-    unknown = env.keys() - settings_variables(SERVICES[name]) - {k for keys in config_maps.values() for k in keys}
+    shared = {k for keys in config_maps.values() for k in keys}
+    unknown = env.keys() - settings_variables(SERVICES[name]).keys() - shared
     if unknown:
         problems.append(f"{name}: sets variables its settings do not read: {sorted(unknown)}")
     if not pod.get("securityContext", {}).get("runAsNonRoot"):
@@ -156,7 +152,7 @@ def test_a_deployment_per_service_wired_to_its_probes(
         assert check_deployment(name, deployment, config_maps) == []
     images = {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deployments.values()}
     assert images == {"tubewatch"}, "one image for the three services"
-    all_settings = set().union(*(settings_variables(module) for module in SERVICES.values()))
+    all_settings = set().union(*(settings_variables(module).keys() for module in SERVICES.values()))
     for keys in config_maps.values():
         assert keys <= all_settings, f"ConfigMap keys no service reads: {sorted(keys - all_settings)}"
     assert not [doc for _, doc in documents if doc["kind"] == "Secret"], "no Secret with values is shipped"
