@@ -16,14 +16,13 @@ from services.common.settings import (
     ElasticsearchSettings,
     LoggingSettings,
     MongoSettings,
+    SearchQuerySettings,
     split_list,
 )
 
 
-class Settings(ApiSettings, ElasticsearchSettings, MongoSettings, AmqpSettings, LoggingSettings):
-    # Same variable, default and parsing as YouTubeSettings.search_queries; the API needs only the
-    # query list (for /api/v1/queries), never the keys.
-    search_queries: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["cricket"])
+# The API lists the configured queries (/api/v1/queries) and never reads the keys.
+class Settings(ApiSettings, ElasticsearchSettings, MongoSettings, AmqpSettings, SearchQuerySettings, LoggingSettings):
     # Signs page cursors. Unset: generated once into STATE_DIR/cursor_secret and shared by every
     # API process on this machine. Set it explicitly when API processes run on several machines.
     cursor_secret: SecretStr | None = Field(default=None, min_length=32)
@@ -41,11 +40,6 @@ class Settings(ApiSettings, ElasticsearchSettings, MongoSettings, AmqpSettings, 
     # previous answer is closed: idle keep-alive connections and slow clients (slowloris) alike.
     api_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
-    @field_validator("search_queries", mode="before")
-    @classmethod
-    def _split_queries(cls, value: object) -> list[str]:
-        return split_list(value, r",")
-
     @field_validator("api_cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> list[str]:
@@ -55,10 +49,3 @@ class Settings(ApiSettings, ElasticsearchSettings, MongoSettings, AmqpSettings, 
     @classmethod
     def _exact_origins(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(normalize_origin(origin) for origin in value))
-
-    @field_validator("search_queries")
-    @classmethod
-    def _queries_not_empty(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one search query is required")
-        return value

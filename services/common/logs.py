@@ -1,15 +1,23 @@
-"""Logging configured once per process: readable in a terminal, JSON in containers."""
+"""Logging configured once per process: readable in a terminal, JSON in containers, never a secret."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping
 
 from pythonjsonlogger.json import JsonFormatter
 
+from services.common.redact import SecretRedactingFilter, configured_secrets
 
-def configure_logging(level: str = "INFO", fmt: str = "console", service: str = "tubewatch") -> None:
+
+def configure_logging(
+    level: str = "INFO", fmt: str = "console", service: str = "tubewatch", environ: Mapping[str, str] | None = None
+) -> None:
+    """One stderr handler for the whole process, its records stripped of every configured secret."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(SecretRedactingFilter(configured_secrets(os.environ if environ is None else environ)))
     if fmt == "json":
         handler.setFormatter(
             JsonFormatter(

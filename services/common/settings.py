@@ -42,19 +42,13 @@ class LoggingSettings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
 
-class YouTubeSettings(BaseSettings):
+class SearchQuerySettings(BaseSettings):
+    """SEARCH_QUERIES: what the fetcher searches for, the API lists and the emulator streams."""
+
     model_config = _COMMON_CONFIG
 
-    # Comma- or whitespace-separated; NoDecode stops pydantic-settings from JSON-decoding it.
-    youtube_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    youtube_api_url: str = "https://www.googleapis.com/youtube/v3"
+    # Comma-separated (a query may hold spaces); NoDecode stops pydantic-settings from JSON-decoding it.
     search_queries: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["cricket"])
-    poll_interval_seconds: float = Field(default=10.0, gt=0)
-
-    @field_validator("youtube_api_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: object) -> list[str]:
-        return split_list(value, r"[,\s]+")
 
     @field_validator("search_queries", mode="before")
     @classmethod
@@ -67,6 +61,20 @@ class YouTubeSettings(BaseSettings):
         if not value:
             raise ValueError("at least one search query is required")
         return value
+
+
+class YouTubeSettings(SearchQuerySettings):
+    model_config = _COMMON_CONFIG
+
+    # Comma- or whitespace-separated; NoDecode stops pydantic-settings from JSON-decoding it.
+    youtube_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    youtube_api_url: str = "https://www.googleapis.com/youtube/v3"
+    poll_interval_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("youtube_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> list[str]:
+        return split_list(value, r"[,\s]+")
 
     @field_validator("youtube_api_url")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from services.common.settings import EmulatorSettings, LoggingSettings, split_list
+from services.common.settings import EmulatorSettings, LoggingSettings, SearchQuerySettings, split_list
 
 QuotaModel = Literal["search_bucket", "units"]
 
@@ -27,9 +27,9 @@ def parse_mapping(value: object) -> dict[str, str]:
     return result
 
 
-class Settings(EmulatorSettings, LoggingSettings):
-    # The fetcher's query list is the emulator's default set of streams, so a demo needs one variable.
-    search_queries: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["cricket"])
+# The fetcher's query list (SEARCH_QUERIES) is the emulator's default set of streams, so a demo
+# needs one variable.
+class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
     emulator_queries: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     emulator_seed: int = 20261124
@@ -70,7 +70,7 @@ class Settings(EmulatorSettings, LoggingSettings):
     emulator_hostile_redirect: Fraction = 0.0
     emulator_hostile_absurd_dates: Fraction = 0.0
 
-    @field_validator("search_queries", "emulator_queries", mode="before")
+    @field_validator("emulator_queries", mode="before")
     @classmethod
     def _split_queries(cls, value: object) -> list[str]:
         return split_list(value, r",")
