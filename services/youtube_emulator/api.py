@@ -75,8 +75,8 @@ def _max_results(params: Params) -> int:
     return value
 
 
-def search(state: EmulatorState, params: Params, now: float) -> dict[str, Any]:
-    parts = parse_parts(params, SEARCH_PARTS)
+def _search_kinds(params: Params) -> tuple[str, list[str], str | None]:
+    """The order, resource types and event type asked for, refused as YouTube refuses them."""
     order = params.get("order", "relevance")
     if order not in ORDERS:
         raise errors.invalid_choice("order", order, ORDERS)
@@ -89,26 +89,38 @@ def search(state: EmulatorState, params: Params, now: float) -> dict[str, Any]:
         raise errors.invalid_choice("eventType", event_type, EVENT_TYPES)
     if (event_type is not None or any(f in params for f in _VIDEO_FILTERS)) and types != ["video"]:
         raise errors.invalid_search_filter()
+    return order, types, event_type
+
+
+def _page_token(params: Params) -> PageToken | None:
+    raw_token = params.get("pageToken")
+    if not raw_token:
+        return None
+    try:
+        return decode_page_token(raw_token)
+    except ValueError:
+        raise errors.invalid_page_token() from None
+
+
+def _page_start(state: EmulatorState, token: PageToken | None, limit: int) -> int:
+    if token is None:
+        return 0
+    if token.previous:
+        return max(0, token.offset - limit)
+    if token.offset > 0 and state.quirks.random() < state.behaviour.duplicate_rate:
+        return token.offset - 1  # quirk: this page repeats the previous page's last item
+    return token.offset
+
+
+def search(state: EmulatorState, params: Params, now: float) -> dict[str, Any]:
+    parts = parse_parts(params, SEARCH_PARTS)
+    order, types, event_type = _search_kinds(params)
     published_after = _timestamp(params, "publishedAfter", "published_after")
     published_before = _timestamp(params, "publishedBefore", "published_before")
     limit = _max_results(params)
-    raw_token = params.get("pageToken")
-    token: PageToken | None = None
-    if raw_token:
-        try:
-            token = decode_page_token(raw_token)
-        except ValueError:
-            raise errors.invalid_page_token() from None
-
+    token = _page_token(params)
     behaviour = state.behaviour
-    if token is None:
-        start = 0
-    elif token.previous:
-        start = max(0, token.offset - limit)
-    else:
-        start = token.offset
-        if start > 0 and state.quirks.random() < behaviour.duplicate_rate:
-            start -= 1  # quirk: this page repeats the previous page's last item
+    start = _page_start(state, token, limit)
 
     total = 0
     found: list[Video] = []

@@ -1,7 +1,7 @@
-"""YouTube's error bodies, byte for byte where a capture exists (reference §5).
+"""YouTube's error bodies, byte for byte where a captured answer exists.
 
-Key order follows the captures (legacy bodies put ``errors`` first). Bodies marked UNCONFIRMED in
-the reference use the closest documented reason and domain.
+Key order follows the captured answers (legacy bodies put ``errors`` first). Where no capture
+exists, a body uses the closest documented reason and domain.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Daily quota per Cloud project, reset at midnight America/Los_Angeles of the emulator's clock.
 
-Two models (reference §4): ``search_bucket`` (since 2026-06: 100 search.list calls per project and
+Two models: ``search_bucket`` (since 2026-06: 100 search.list calls per project and
 day, answered with a 429 when spent; other methods spend a 10,000-unit pool) and ``units`` (legacy:
 one 10,000-unit pool, search.list 100 units, answered with a 403 quotaExceeded).
 """

@@ -1,4 +1,4 @@
-"""Response bodies in YouTube's shapes (reference §2 and §3)."""
+"""Response bodies in YouTube's shapes: search.list and videos.list answers, item by item."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
 
     @field_validator("emulator_queries", mode="before")
     @classmethod
-    def _split_queries(cls, value: object) -> list[str]:
+    def _split_emulator_queries(cls, value: object) -> list[str]:
         return split_list(value, r",")
 
     @field_validator("emulator_invalid_keys", mode="before")

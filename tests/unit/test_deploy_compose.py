@@ -28,7 +28,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 APP_SERVICES = SERVICE_PACKAGES
 # Services that run once and exit; every other service is a server.
 ONE_SHOT = {"kibana-setup"}
-# The only services published on the host (issue 8): the API, Kibana, RabbitMQ's management UI.
+# The only services published on the host: the API, Kibana, RabbitMQ's management UI.
 PUBLISHED = {"api": {8080}, "kibana": {5601}, "rabbitmq": {15672}}
 # Published services whose bind address may be changed from .env: each has a login or is public
 # by design. Every other published port is bound to loopback, fixed.

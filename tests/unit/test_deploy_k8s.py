@@ -1,5 +1,5 @@
 """deploy/k8s: schema-valid for pinned Kubernetes versions (kubernetes-validate ships the published
-JSON schemas, so this runs offline), and wired the way issue 8 asks: a Deployment per service with
+JSON schemas, so this runs offline), and wired as the README describes: a Deployment per service with
 liveness on /healthz and readiness on /readyz, resource requests, and autoscalers for the API and
 the indexer."""
 

@@ -1,4 +1,4 @@
-"""Error bodies and statuses exactly as the reference (§5) quotes them."""
+"""Error bodies and statuses exactly as YouTube sends them, byte for byte where an answer was captured."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ Client = TestClient[web.Request, web.Application]
 
 NOW = "2026-11-24T12:00:00Z"
 
-# Verbatim from the reference (§5).
+# Verbatim as YouTube sends it.
 BODY_A = (
     '{"error":{"code":403,"message":"The request cannot be completed because you have exceeded your '
     '\\u003ca href=\\"/youtube/v3/getting-started#quota\\"\\u003equota\\u003c/a\\u003e.","errors":[{"message":'
