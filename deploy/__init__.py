@@ -1,0 +1,1 @@
+"""Deployment: the local stack, the run script, benchmarks, Docker and Kubernetes files."""

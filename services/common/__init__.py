@@ -1,0 +1,1 @@
+"""What the services share: settings, event and catalogue contracts, clients, logging, time, scaffolding."""

@@ -1,0 +1,1 @@
+"""The indexer: stores the videos from RabbitMQ in MongoDB and Elasticsearch, in idempotent batches."""
