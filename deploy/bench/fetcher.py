@@ -118,18 +118,20 @@ async def _truth(emulator: RunningEmulator) -> dict[str, dict[str, Any]]:
 
 async def _advance_to_next_cycle(emulator: RunningEmulator, fetcher: InProcessFetcher) -> None:
     """Wait until the fetcher sleeps, then move the clock to the moment it wakes; wait for that cycle."""
-    poller = fetcher.poller
-    await _until(lambda: poller.next_cycle_at is not None or poller.resume_at is not None)
-    wake = poller.next_cycle_at or poller.resume_at
+    scheduler = fetcher.scheduler
+    await _until(lambda: scheduler.next_cycle_at is not None or scheduler.resume_at is not None)
+    wake = scheduler.next_cycle_at or scheduler.resume_at
     assert wake is not None
-    cycles = poller.cycles
+    cycles = scheduler.cycles
     emulator.set_clock(wake.timestamp() + 0.001, frozen=True)
     # the cycle ran and the fetcher sleeps again (or every key is parked until the reset)
-    await _until(lambda: poller.cycles > cycles and (poller.next_cycle_at is not None or poller.resume_at is not None))
+    await _until(
+        lambda: scheduler.cycles > cycles and (scheduler.next_cycle_at is not None or scheduler.resume_at is not None)
+    )
 
 
 async def _until(condition: Callable[[], bool]) -> None:
-    # Polled: the poller's own attributes are the signal.
+    # Polled: the scheduler's own attributes are the signal.
     held = not condition()
     while held:
         await asyncio.sleep(0.002)
@@ -171,8 +173,8 @@ async def real_quota_simulated(
             with tqdm(total=round(hours * 60), unit="min", desc="  simulated", leave=False) as progress:
                 while emulator.state.clock.now() < end:
                     await _advance_to_next_cycle(emulator, fetcher)
-                    if fetcher.poller.plan is not None:
-                        intervals.append(fetcher.poller.plan.effective_interval)
+                    if fetcher.scheduler.budget.plan is not None:
+                        intervals.append(fetcher.scheduler.budget.plan.effective_interval)
                     progress.update(round((emulator.state.clock.now() - start) / 60) - progress.n)
             truth = await _truth(emulator)
             spend = await emulator.admin("GET", "/admin/spend")

@@ -1,4 +1,9 @@
-"""The fetcher service: an aiohttp app whose background task is the poller."""
+"""The fetcher service: an aiohttp app serving health and metrics, whose background task leads and polls.
+
+``create_app`` wires the parts together: the YouTube gateway and key pool, the lease and the
+leader loop, the scheduler with one work item per search query, the walk and the delivery of new
+videos. Each part receives the values it uses, not the settings.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +13,39 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
-from pymongo import AsyncMongoClient
 
+from services.common.clients import SERVICE_MONGO_TIMEOUT_MS, MongoClient, open_amqp, open_mongo
 from services.common.service_app import add_readiness_check, add_service_routes
 from services.common.topology import QueueNames
+from services.fetcher.budget import Budget, BudgetPlanner
 from services.fetcher.clock import Clock, SystemClock
+from services.fetcher.delivery import Delivery
 from services.fetcher.gateway import YouTubeGateway
+from services.fetcher.health import health_body, readiness
 from services.fetcher.keys import KeyPool
+from services.fetcher.leader import Leader
 from services.fetcher.lease import LeaderLease, make_holder_id
 from services.fetcher.metrics import FetcherMetrics
-from services.fetcher.poller import Poller
 from services.fetcher.publisher import VideoPublisher
+from services.fetcher.scheduler import Scheduler
+from services.fetcher.search_query import SearchPolicy, SearchQuery, SearchQueryParts
 from services.fetcher.settings import Settings
 from services.fetcher.store import FetcherStore
+from services.fetcher.walk import Walker
 from services.fetcher.youtube_client import YouTubeClient
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-MONGO = web.AppKey("mongo", AsyncMongoClient)
-POLLER = web.AppKey("poller", Poller)
+MONGO: web.AppKey[MongoClient] = web.AppKey("mongo")
+LEADER = web.AppKey("leader", Leader)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
 
 # How long a graceful stop waits for the cycle in hand before cancelling it.
 STOP_GRACE_SECONDS = 60
@@ -61,50 +72,86 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _mongo_ctx(app: web.Application) -> AsyncIterator[None]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        app[SETTINGS].mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
-    )
-    app[MONGO] = client
-    yield
-    await client.close()
+    async with open_mongo(app[SETTINGS].mongodb_url, SERVICE_MONGO_TIMEOUT_MS) as client:
+        app[MONGO] = client
+        yield
 
 
 async def _amqp_ctx(app: web.Application) -> AsyncIterator[None]:
-    connection = await aio_pika.connect_robust(app[SETTINGS].amqp_url, client_properties={"connection_name": "fetcher"})
-    app[AMQP] = connection
-    yield
-    await connection.close()
+    async with open_amqp(app[SETTINGS].amqp_url, "fetcher") as connection:
+        app[AMQP] = connection
+        yield
+
+
+def _build(
+    settings: Settings,
+    *,
+    clock: Clock,
+    client: YouTubeClient,
+    store: FetcherStore,
+    publisher: VideoPublisher,
+    metrics: FetcherMetrics,
+) -> Leader:
+    """The leader and everything it runs, each part given the values it uses."""
+    pool = KeyPool(settings.key_entries, settings.youtube_search_calls_per_day)
+    lease = LeaderLease(store.lease_collection, make_holder_id(), settings.lease_ttl_seconds)
+    gateway = YouTubeGateway(
+        client=client,
+        pool=pool,
+        lease=lease,
+        store=store,
+        metrics=metrics,
+        clock=clock,
+        retries=settings.youtube_retries,
+        retry_max_seconds=settings.youtube_retry_max_seconds,
+    )
+    queries = list(dict.fromkeys(settings.search_queries))
+    planner = BudgetPlanner(settings.poll_interval_seconds, len(queries), settings.late_sweep_every)
+    budget = Budget(planner, pool=pool, store=store, lease=lease, metrics=metrics)
+    scheduler = Scheduler(clock=clock, pool=pool, budget=budget, metrics=metrics)
+    policy = SearchPolicy(
+        max_pages_per_cycle=settings.max_pages_per_cycle,
+        late_sweep_every=settings.late_sweep_every,
+        overlap_seconds=settings.overlap_seconds,
+        initial_lookback_seconds=settings.initial_lookback_seconds,
+    )
+    parts = SearchQueryParts(
+        walker=Walker(gateway=gateway, clock=clock, metrics=metrics),
+        delivery=Delivery(gateway=gateway, publisher=publisher, lease=lease, clock=clock, metrics=metrics),
+        gateway=gateway,
+        store=store,
+        pool=pool,
+        lease=lease,
+        clock=clock,
+    )
+    for query in queries:
+        scheduler.register(SearchQuery(query, policy, parts))
+    return Leader(
+        lease=lease,
+        scheduler=scheduler,
+        pool=pool,
+        store=store,
+        clock=clock,
+        metrics=metrics,
+        poll_interval_seconds=settings.poll_interval_seconds,
+    )
 
 
 def _poller_ctx(registry: CollectorRegistry) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        clock = app[CLOCK]
         store = FetcherStore(app[MONGO][settings.mongodb_database])
         await store.ensure_indexes()
         channel = await app[AMQP].channel(publisher_confirms=True)
         publisher = await VideoPublisher.declare(channel, QueueNames(settings.amqp_exchange, settings.amqp_queue))
         client = YouTubeClient(app[HTTP], settings.youtube_api_url, settings.youtube_request_timeout_seconds)
         metrics = FetcherMetrics(registry)
-        pool = KeyPool(settings.key_entries, settings.youtube_search_calls_per_day)
-        lease = LeaderLease(store.lease_collection, make_holder_id(), settings.lease_ttl_seconds)
-        gateway = YouTubeGateway(
-            settings=settings, client=client, pool=pool, lease=lease, store=store, metrics=metrics, clock=clock
-        )
-        poller = Poller(
-            settings=settings,
-            clock=clock,
-            gateway=gateway,
-            publisher=publisher,
-            store=store,
-            lease=lease,
-            pool=pool,
-            metrics=metrics,
-        )
-        app[POLLER] = poller
-        task = asyncio.create_task(poller.run(), name="poller")
+        leader = _build(settings, clock=app[CLOCK], client=client, store=store, publisher=publisher, metrics=metrics)
+        app[LEADER] = leader
+        app[SCHEDULER] = leader.scheduler
+        task = asyncio.create_task(leader.run(), name="poller")
         yield
-        poller.stop()  # SIGTERM: finish the cycle in hand, release the lease
+        leader.stop()  # SIGTERM: finish the cycle in hand, release the lease
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=STOP_GRACE_SECONDS)
         except TimeoutError:
@@ -120,11 +167,14 @@ def _poller_ctx(registry: CollectorRegistry) -> Any:
 async def _health_details(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The shared /healthz answer, plus the fetcher's role, quota budget and parked keys."""
     response = await handler(request)
-    poller = request.app.get(POLLER)
     if request.path != "/healthz" or response.status != 200 or not isinstance(response, web.Response):
         return response
     body = json.loads(response.body) if isinstance(response.body, bytes) else {}
-    body.update(poller.health() if poller is not None else {"role": "starting"})
+    leader, scheduler = request.app.get(LEADER), request.app.get(SCHEDULER)
+    if leader is not None and scheduler is not None:
+        body.update(health_body(leader, scheduler, request.app[CLOCK].now()))
+    else:
+        body["role"] = "starting"
     return web.json_response(body)
 
 
@@ -139,7 +189,4 @@ async def _amqp_state(app: web.Application) -> tuple[bool, str]:
 
 
 async def _poller_state(app: web.Application) -> tuple[bool, str]:
-    poller = app.get(POLLER)
-    if poller is None or poller.role == "starting":
-        return False, "starting"
-    return True, poller.role
+    return readiness(app.get(LEADER))

@@ -1,6 +1,6 @@
 """Every YouTube call goes through here: lease check, key choice, spend accounting, error policy.
 
-Per answer (reference §5): a daily exhaustion parks the key's project until midnight Pacific
+Per answer: a daily exhaustion parks the key's project until midnight Pacific
 time and the same request goes out at once with the next usable key; an invalid or forbidden
 key is disabled and the request moves on too; short-term limits, 5xx, timeouts and dropped
 connections are retried with the same key after capped exponential backoff with jitter, a
@@ -18,7 +18,7 @@ from services.fetcher.clock import Clock, next_reset
 from services.fetcher.keys import KeyPool
 from services.fetcher.lease import LeaderLease
 from services.fetcher.metrics import FetcherMetrics
-from services.fetcher.settings import KeyEntry, Settings
+from services.fetcher.settings import KeyEntry
 from services.fetcher.store import FetcherStore
 from services.fetcher.youtube_client import ErrorKind, YouTubeApiError, YouTubeClient, YouTubeTransportError
 
@@ -44,31 +44,33 @@ class YouTubeGateway:
     def __init__(
         self,
         *,
-        settings: Settings,
         client: YouTubeClient,
         pool: KeyPool,
         lease: LeaderLease,
         store: FetcherStore,
         metrics: FetcherMetrics,
         clock: Clock,
+        retries: int,
+        retry_max_seconds: float,
     ) -> None:
-        self._settings = settings
+        self._retries = retries
+        self._retry_max_seconds = retry_max_seconds
         self._client = client
         self._pool = pool
         self._lease = lease
         self._store = store
         self._metrics = metrics
         self._clock = clock
-        self.search_calls = 0  # since start; the poller reads differences per cycle
+        self.search_calls = 0  # since start; a poll reads the difference it made
 
     async def search(self, params: dict[str, str]) -> dict[str, Any]:
         """One search page. Raises NoUsableKeyError, RetriesExhaustedError, YouTubeApiError, LeaseLostError."""
-        return await self._with_retries("search", params, self._settings.youtube_retries)
+        return await self._with_retries("search", params, self._retries)
 
     async def videos(self, ids: list[str]) -> dict[str, Any] | None:
         """videos.list for up to 50 ids; None when no key's unit pool is left today."""
         try:
-            return await self._with_retries("videos", {"id": ",".join(ids)}, min(1, self._settings.youtube_retries))
+            return await self._with_retries("videos", {"id": ",".join(ids)}, min(1, self._retries))
         except NoUsableKeyError:
             return None
 
@@ -93,7 +95,7 @@ class YouTubeGateway:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_Retryable),
             stop=stop_after_attempt(retries + 1),
-            wait=wait_random_exponential(multiplier=0.5, max=self._settings.youtube_retry_max_seconds),
+            wait=wait_random_exponential(multiplier=0.5, max=self._retry_max_seconds),
             before_sleep=remember_key,
             reraise=True,
         )

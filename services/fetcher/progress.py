@@ -4,15 +4,15 @@ Three kinds of walk read a query's results, newest first:
 
 - the **head poll** asks ``publishedAfter = watermark`` (inclusive: the boundary video repeats)
   and stops at the first page that brings nothing new (only videos published before, at or
-  below the watermark); a quiet cycle costs one call;
+  below the watermark); a quiet poll costs one call;
 - a **gap** is a window ``[after, before]`` a walk could not finish (page cap, errors, quota):
-  the part already read is kept, the rest is walked in later cycles, first queued first;
-- a **late sweep** every ``LATE_SWEEP_EVERY`` cycles (in place of that cycle's head poll, whose
-  window it holds) re-reads everything from ``OVERLAP_SECONDS``
+  the part already read is kept, the rest is walked in later polls, first queued first;
+- a **late sweep** every ``LATE_SWEEP_EVERY`` polls of the query (in place of that poll's head
+  poll, whose window it holds) re-reads everything from ``OVERLAP_SECONDS``
   below the watermark the previous sweep started from (below the moment of the first poll, for
   the first sweep). The watermark is a publish time, never ahead of YouTube's clock, so a video
   search indexes at most ``OVERLAP_SECONDS`` after its ``publishedAt`` always falls inside the
-  first sweep after it became visible, however long the cycles are, and whatever head polls,
+  first sweep after it became visible, however long apart the polls are, and whatever head polls,
   gaps or restarts happened in between.
 
 The watermark and the gaps only move after the broker confirmed the messages of the pages read,
@@ -58,11 +58,11 @@ class QueryProgress:
     sweep_floor: datetime | None = None
     gaps: list[Window] = field(default_factory=list)
     seen: dict[str, datetime] = field(default_factory=dict)
-    cycles_since_sweep: int = 0
+    cycles_since_sweep: int = 0  # polls of this query since its last sweep
     last_poll_at: datetime | None = None
     last_sweep_at: datetime | None = None
     videos_published: int = 0
-    search_calls_last_cycle: int = 0
+    search_calls_last_cycle: int = 0  # search calls of its last poll
 
     @classmethod
     def fresh(cls, query: str, now: datetime, lookback_seconds: float) -> QueryProgress:

@@ -27,15 +27,15 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class ErrorKind(enum.Enum):
-    """What an error answer means for the fetcher (reference §5)."""
+    """What an error answer means for the fetcher."""
 
-    DAILY_QUOTA = "daily_quota"  # A, B, C: park the project until midnight Pacific time
-    RATE_LIMITED = "rate_limited"  # D: short-term limit, back off and retry with the same key
-    TRANSIENT = "transient"  # M, timeouts, dropped connections: back off and retry
-    KEY_INVALID = "key_invalid"  # E: disable the key
-    KEY_FORBIDDEN = "key_forbidden"  # F, G: the API is off for the key's project, or no key
-    INVALID_PAGE_TOKEN = "invalid_page_token"  # noqa: S105 (a label, not a secret) K: restart at page one
-    BAD_REQUEST = "bad_request"  # H, I, J, L: our request is wrong; never retried
+    DAILY_QUOTA = "daily_quota"  # a daily limit is spent: park the project until midnight Pacific time
+    RATE_LIMITED = "rate_limited"  # short-term limit: back off and retry with the same key
+    TRANSIENT = "transient"  # 5xx, timeouts, dropped connections: back off and retry
+    KEY_INVALID = "key_invalid"  # disable the key
+    KEY_FORBIDDEN = "key_forbidden"  # the API is off for the key's project, or no key
+    INVALID_PAGE_TOKEN = "invalid_page_token"  # noqa: S105 (a label, not a secret): restart at page one
+    BAD_REQUEST = "bad_request"  # our request is wrong; never retried
 
 
 _DAILY_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded", "dailyLimitExceededUnreg"})

@@ -26,9 +26,10 @@ from aiohttp.typedefs import Handler
 
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import QueueNames, declare_index_queue
-from services.fetcher.app import POLLER, create_app
-from services.fetcher.poller import Poller
+from services.fetcher.app import LEADER, SCHEDULER, create_app
+from services.fetcher.leader import Leader
 from services.fetcher.publisher import FENCING_HEADER
+from services.fetcher.scheduler import Scheduler
 from services.fetcher.settings import Settings as FetcherSettings
 from services.youtube_emulator.app import create_app as create_emulator_app
 from services.youtube_emulator.clock import Clock as EmulatorClock
@@ -217,8 +218,12 @@ class InProcessFetcher:
     client: TestClient[web.Request, web.Application]
 
     @property
-    def poller(self) -> Poller:
-        return self.app[POLLER]
+    def leader(self) -> Leader:
+        return self.app[LEADER]
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.app[SCHEDULER]
 
     async def health(self) -> dict[str, Any]:
         body: dict[str, Any] = await (await self.client.get("/healthz")).json()

@@ -45,17 +45,17 @@ LATE_SWEEP_EVERY = 3
 
 async def _step(emulator: RunningEmulator, fetcher: InProcessFetcher, seconds: float) -> None:
     """Once the fetcher waits for its next cycle, move both clocks on and wait for that cycle to end."""
-    poller = fetcher.poller
+    scheduler = fetcher.scheduler
 
     async def waiting() -> bool:
-        return poller.next_cycle_at is not None
+        return scheduler.next_cycle_at is not None
 
     await _soon(waiting, "the fetcher to wait between cycles")
-    cycles = poller.cycles
+    cycles = scheduler.cycles
     emulator.advance(seconds)
 
     async def cycled() -> bool:
-        return poller.cycles > cycles and poller.next_cycle_at is not None
+        return scheduler.cycles > cycles and scheduler.next_cycle_at is not None
 
     await _soon(cycled, "a poll cycle")
 
@@ -160,7 +160,7 @@ async def test_every_visible_video_reaches_rabbitmq_exactly_once(
 
 
 async def _led(fetcher: InProcessFetcher) -> bool:
-    return fetcher.poller.role == "leader"
+    return fetcher.leader.role == "leader"
 
 
 async def _has(tap: QueueTap, ids: Any) -> bool:

@@ -82,23 +82,23 @@ def env_for(
 
 
 async def first_cycle_done(fetcher: InProcessFetcher) -> None:
-    poller = fetcher.poller
+    scheduler = fetcher.scheduler
 
     async def waiting() -> bool:
-        return poller.cycles >= 1 and poller.next_cycle_at is not None
+        return scheduler.cycles >= 1 and scheduler.next_cycle_at is not None
 
     await wait_until(waiting, within=120, what="the fetcher's first poll cycle")
 
 
 async def next_cycle(emulator: RunningEmulator, fetcher: InProcessFetcher) -> None:
     """Once the fetcher waits for its next cycle, move both clocks on and wait for that cycle to end."""
-    poller = fetcher.poller
+    scheduler = fetcher.scheduler
     await first_cycle_done(fetcher)
-    cycles = poller.cycles
+    cycles = scheduler.cycles
     emulator.advance(STEP_SECONDS)
 
     async def cycled() -> bool:
-        return poller.cycles > cycles and poller.next_cycle_at is not None
+        return scheduler.cycles > cycles and scheduler.next_cycle_at is not None
 
     await wait_until(cycled, within=120, what="a poll cycle")
 
@@ -218,7 +218,7 @@ async def test_bad_items_are_skipped_and_the_rest_of_their_page_published(
 
             await hostility_off(emulator, kind)
             await everything_published(emulator, fetcher, tap, truth)
-            assert fetcher.poller.role == "leader"
+            assert fetcher.leader.role == "leader"
             assert (await fetcher.client.get("/healthz")).status == 200
         await assert_sane_watermark(mongo_db, emulator)
         final = await emulator.visible()
@@ -280,7 +280,7 @@ async def test_answers_that_are_no_page_publish_nothing_and_the_window_is_walked
 
             await hostility_off(emulator, kind)
             await everything_published(emulator, fetcher, tap, truth)
-            assert fetcher.poller.role == "leader"
+            assert fetcher.leader.role == "leader"
         final = await emulator.visible()
         await assert_sane_watermark(mongo_db, emulator)
 

@@ -17,9 +17,9 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.fetcher_state import BUDGET_COLLECTION, BUDGET_ID, KEY_STATE_COLLECTION
+from services.common.redact import key_fingerprint
 from services.common.settings import StackSettings
 from services.common.topology import QueueNames
-from services.fetcher.settings import key_fingerprint
 from services.youtube_emulator.testing import quiet_settings
 from tests.integration.fetcher_support import (
     EmulatorDrivenClock,
@@ -91,7 +91,7 @@ async def test_keys_are_disabled_parked_and_resumed_after_midnight_pacific(
             await wait_until(all_parked, within=60, what="every key parked")
             parked_at = emulator.state.clock.now()
             calls_when_parked = len(emulator.calls)
-            cycles_when_parked = fetcher.poller.cycles
+            cycles_when_parked = fetcher.scheduler.cycles
 
             _assert_first_day(emulator, exhausted)
             assert tap.ids(), "nothing was published before the keys ran out"
@@ -117,7 +117,7 @@ async def test_keys_are_disabled_parked_and_resumed_after_midnight_pacific(
             assert budget["calls_left_today"] == 0
             await asyncio.sleep(1.0)  # an observation window: nothing may happen in it
             assert len(emulator.calls) == calls_when_parked
-            assert fetcher.poller.cycles == cycles_when_parked
+            assert fetcher.scheduler.cycles == cycles_when_parked
 
         # A restart reads the parking from Mongo: it spends no call rediscovering it.
         async with in_process_fetcher(env, clock) as fetcher:

@@ -1,0 +1,140 @@
+"""Leadership: take the lease (or stand by), keep it, load the state, and run the scheduler.
+
+Only the fetcher holding the lease (``lease.py``) calls YouTube or publishes. A standby tries
+again often enough to take over within the TTL plus one poll interval. On taking the lease with
+a new token the leader reads the state again from MongoDB (another leader may have moved it on
+meanwhile), and its first cycle catches up. A lost lease stands the leader down at once; a stop
+finishes the cycle in hand and releases the lease, so a standby takes over without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Literal
+
+from services.fetcher.clock import Clock
+from services.fetcher.keys import KeyPool
+from services.fetcher.lease import LeaderLease, LeaseLostError
+from services.fetcher.metrics import FetcherMetrics
+from services.fetcher.scheduler import Scheduler
+from services.fetcher.store import FetcherStore
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["starting", "leader", "standby"]
+
+
+class Leader:
+    def __init__(
+        self,
+        *,
+        lease: LeaderLease,
+        scheduler: Scheduler,
+        pool: KeyPool,
+        store: FetcherStore,
+        clock: Clock,
+        metrics: FetcherMetrics,
+        poll_interval_seconds: float,
+    ) -> None:
+        self.lease = lease
+        self.scheduler = scheduler
+        self._pool = pool
+        self._store = store
+        self._clock = clock
+        self._metrics = metrics
+        self._poll_interval = poll_interval_seconds
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self.role: Role = "starting"
+        # The lease token the in-memory state belongs to: a new token means another leader may
+        # have moved the state on in between, so it is read again from MongoDB.
+        self._state_token: int | None = None
+
+    def stop(self) -> None:
+        """Finish the cycle in hand, then return from ``run``."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        renewer = asyncio.create_task(self._keep_lease(), name="lease-renewer")
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                if self._stopping:
+                    break
+                if not self.lease.held() and not await self._lead():
+                    # A standby tries often enough to take over within the TTL plus one poll interval.
+                    await self._pause(min(self._poll_interval, self.lease.ttl_seconds / 4))
+                    continue
+                try:
+                    await self.scheduler.turn(self._wake)
+                except LeaseLostError as exc:
+                    self._stand_down(str(exc))
+                except Exception:
+                    # MongoDB or RabbitMQ away mid-cycle: what was confirmed is recorded or will
+                    # be walked again; try again after a pause rather than let the loop die.
+                    logger.exception("poll cycle failed; retrying")
+                    await self._pause(self._poll_interval)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            try:
+                await self.lease.release()
+            except Exception as exc:
+                logger.warning("could not release the lease; it expires by itself", extra={"error": repr(exc)})
+            self._metrics.leader.set(0)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _lead(self) -> bool:
+        try:
+            acquired = await self.lease.try_acquire()
+            if acquired and self.lease.token != self._state_token:
+                await self._load_state()
+                self._state_token = self.lease.token
+        except Exception as exc:
+            logger.warning("lease or state request to MongoDB failed; standing by", extra={"error": repr(exc)[:500]})
+            self.lease.stand_down()
+            self._be("standby")
+            return False
+        if not acquired:
+            if self.role != "standby":
+                logger.info("standing by: another fetcher holds the leader lease", extra={"holder": self.lease.holder})
+            self._be("standby")
+            return False
+        self._be("leader")
+        self.scheduler.catch_up()
+        return True
+
+    def _be(self, role: Role) -> None:
+        self.role = role
+        self._metrics.leader.set(1 if role == "leader" else 0)
+
+    def _stand_down(self, why: str) -> None:
+        logger.warning("standing down: the leader lease is lost", extra={"why": why})
+        self.lease.stand_down()
+        self._be("standby")
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease.ttl_seconds / 3)
+            if self.lease.token is None:
+                continue
+            try:
+                kept = await self.lease.renew()
+            except Exception as exc:
+                logger.warning("could not renew the leader lease", extra={"error": repr(exc)})
+                kept = self.lease.held()
+            if not kept:
+                self._wake.set()
+
+    async def _load_state(self) -> None:
+        """A new leader starts from what the previous one persisted (it may have been us)."""
+        now = self._clock.now()
+        self._pool.load(await self._store.load_keys(), now)
+        await self.scheduler.load(now)

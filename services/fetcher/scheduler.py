@@ -1,0 +1,169 @@
+"""The scheduler: work items, each with its own next-due time, polled within the quota budget.
+
+A work item is one thing the fetcher polls — today a search query (``search_query.py``). Each
+turn of the scheduler runs a **cycle**: one poll of every item that is due, in the order they
+were registered. After the cycle every item it polled is due again one interval after the
+cycle started; the interval comes from the interval policy, which by default gives every item
+the budget's effective interval (never below ``POLL_INTERVAL_SECONDS``). So with today's items
+every cycle polls every query, as the budget plans. With every key parked the scheduler sleeps
+until the earliest reset, making no call. Another kind of item is another class with ``load`` and
+``poll``, registered here; neither the scheduler nor the walk changes for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from services.fetcher.budget import Budget, Plan
+from services.fetcher.clock import Clock, sleep_unless
+from services.fetcher.gateway import NoUsableKeyError
+from services.fetcher.keys import KeyPool
+from services.fetcher.lease import LeaseLostError
+from services.fetcher.metrics import FetcherMetrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Spend:
+    """What a cycle's polls spent that recurs every cycle (catch-up and gaps do not recur)."""
+
+    recurring_search_calls: int = 0
+
+
+class WorkItem(Protocol):
+    @property
+    def log_context(self) -> dict[str, str]:
+        """What names the item in a log line (never a key)."""
+        ...
+
+    async def load(self, now: datetime) -> None:
+        """Read the item's persisted state: a new leader starts from what the last one saved."""
+        ...
+
+    async def poll(self, spend: Spend) -> None:
+        """Poll once, save the item's state; NoUsableKeyError and LeaseLostError end the cycle."""
+        ...
+
+
+# Seconds from the start of a cycle until an item it polled is due again.
+IntervalPolicy = Callable[[WorkItem, Plan], float]
+
+
+def same_interval(item: WorkItem, plan: Plan) -> float:
+    """Every item polled as often as the budget allows all of them together."""
+    return plan.effective_interval
+
+
+@dataclass
+class _Scheduled:
+    item: WorkItem
+    due: datetime | None = None  # None: due at once
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        pool: KeyPool,
+        budget: Budget,
+        metrics: FetcherMetrics,
+        interval: IntervalPolicy = same_interval,
+    ) -> None:
+        self._clock = clock
+        self._pool = pool
+        self.budget = budget
+        self._metrics = metrics
+        self._interval = interval
+        self._scheduled: list[_Scheduled] = []
+        self.cycles = 0
+        self.last_cycle_at: datetime | None = None
+        # While the scheduler waits between cycles: when the next one starts (None while one runs).
+        self.next_cycle_at: datetime | None = None
+        # While every key is parked or disabled: the earliest reset.
+        self.resume_at: datetime | None = None
+        # The first cycle after taking the lease catches up on whatever happened meanwhile.
+        self._catching_up = True
+
+    def register(self, item: WorkItem) -> None:
+        self._scheduled.append(_Scheduled(item))
+
+    @property
+    def items(self) -> list[WorkItem]:
+        return [scheduled.item for scheduled in self._scheduled]
+
+    async def load(self, now: datetime) -> None:
+        for scheduled in self._scheduled:
+            await scheduled.item.load(now)
+
+    def catch_up(self) -> None:
+        """Just took the lease: every item is due at once, and this cycle's cost does not recur."""
+        self._catching_up = True
+        for scheduled in self._scheduled:
+            scheduled.due = None
+
+    async def turn(self, wake: asyncio.Event) -> None:
+        """One cycle of the due items, then sleep until the next is due (or the keys' reset, or ``wake``)."""
+        now = self._clock.now()
+        resume_at = self._pool.resume_at(now)
+        if resume_at is not None:
+            await self._park(now, resume_at, wake)
+            return
+        if self.resume_at is not None:
+            logger.info("the quota reset: polling again")
+        self.resume_at = None
+        due = [s for s in self._scheduled if s.due is None or s.due <= now]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if due:
+            spend = Spend()
+            with self._metrics.cycle_seconds.time():
+                await self._cycle(due, spend)
+            if not self._catching_up:
+                # Catch-up and gap calls are already out of calls_left and do not recur: not counted.
+                self.budget.record_cycle(spend.recurring_search_calls)
+            self._catching_up = False
+        now = self._clock.now()
+        if self._pool.resume_at(now) is not None:
+            return  # the keys ran out during the cycle: the next turn parks the scheduler
+        plan = self.budget.refresh(now, parked=False)
+        await self.budget.save(now, resume_at=None)
+        elapsed = loop.time() - started
+        for scheduled in due:
+            scheduled.due = now + timedelta(seconds=max(0.0, self._interval(scheduled.item, plan) - elapsed))
+        self.next_cycle_at = min((s.due for s in self._scheduled if s.due is not None), default=now)
+        try:
+            await sleep_unless(self._clock, self.next_cycle_at, wake)
+        finally:
+            self.next_cycle_at = None
+
+    async def _park(self, now: datetime, resume_at: datetime, wake: asyncio.Event) -> None:
+        if self.resume_at is None:
+            counts = self._pool.counts(now)
+            logger.warning(
+                "every key is parked or disabled: no call until the quota resets",
+                extra={"resume_at": resume_at.isoformat(), "parked": counts.parked, "disabled": counts.disabled},
+            )
+        self.resume_at = resume_at
+        self.budget.refresh(now, parked=True)
+        await self.budget.save(now, resume_at=resume_at)
+        await sleep_unless(self._clock, resume_at, wake)
+
+    async def _cycle(self, due: list[_Scheduled], spend: Spend) -> None:
+        self.cycles += 1
+        for scheduled in due:
+            try:
+                await scheduled.item.poll(spend)
+            except NoUsableKeyError:
+                break  # the next turn notices and sleeps until the reset
+            except LeaseLostError:
+                raise
+            except Exception:
+                logger.exception("poll failed; the next cycle tries again", extra=scheduled.item.log_context)
+        self.last_cycle_at = self._clock.now()
