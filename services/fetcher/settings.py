@@ -1,10 +1,12 @@
+"""The fetcher's settings, and the API keys they configure, each with the Cloud project it spends."""
+
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from pydantic import Field, field_validator
 
+from services.common.redact import key_fingerprint
 from services.common.settings import (
     AmqpSettings,
     FetcherPortSettings,
@@ -12,17 +14,6 @@ from services.common.settings import (
     MongoSettings,
     YouTubeSettings,
 )
-
-
-def key_fingerprint(key: str) -> str:
-    """What logs, metrics, Mongo and responses may show of a key: its last four characters.
-
-    Real keys are 39 characters long; a short test key would be half shown by its last four, so
-    it is named by a hash instead.
-    """
-    if len(key) >= 16:
-        return f"…{key[-4:]}"
-    return "#" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -64,7 +55,7 @@ def parse_key_entries(entries: list[str]) -> list[KeyEntry]:
 class Settings(YouTubeSettings, AmqpSettings, MongoSettings, FetcherPortSettings, LoggingSettings):
     # First start without a watermark: look this far back.
     initial_lookback_seconds: float = Field(default=3600, ge=0)
-    # Bounds a burst: at most this many search pages per query per cycle.
+    # Bounds a burst: at most this many search pages per poll of a query.
     max_pages_per_cycle: int = Field(default=20, ge=1, le=100)
     youtube_request_timeout_seconds: float = Field(default=15, gt=0)
     # search.list calls a Cloud project may make per Pacific-time day (keys of one project share it).
@@ -73,7 +64,7 @@ class Settings(YouTubeSettings, AmqpSettings, MongoSettings, FetcherPortSettings
     # capped exponential backoff and jitter.
     youtube_retries: int = Field(default=3, ge=0, le=10)
     youtube_retry_max_seconds: float = Field(default=8, gt=0)
-    # Every N cycles a sweep re-reads the recent window for videos that search indexed late.
+    # Every N polls of a query a sweep re-reads the recent window for videos that search indexed late.
     late_sweep_every: int = Field(default=6, ge=1)
     # How late a video may show up in search and still be found (seconds below the watermark).
     overlap_seconds: float = Field(default=600, ge=0)

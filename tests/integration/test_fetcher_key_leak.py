@@ -16,9 +16,9 @@ import aio_pika
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.common.redact import key_fingerprint
 from services.common.settings import StackSettings
 from services.common.topology import QueueNames
-from services.fetcher.settings import key_fingerprint
 from services.fetcher.youtube_client import API_KEY_HEADER
 from services.youtube_emulator.testing import quiet_settings
 from tests.integration.fetcher_support import (

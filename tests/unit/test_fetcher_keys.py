@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.common.redact import key_fingerprint
 from services.common.settings import load_settings
 from services.fetcher.keys import KeyPool
-from services.fetcher.settings import Settings, key_fingerprint, parse_key_entries
+from services.fetcher.settings import Settings, parse_key_entries
 
 K1 = "AIzaFAKEaaaaaaaaaaaaaaaaaaaaaaaaaaaa0001"
 K2 = "AIzaFAKEbbbbbbbbbbbbbbbbbbbbbbbbbbbb0002"
