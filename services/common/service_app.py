@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.log import access_logger as aiohttp_access_logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 # A readiness check returns (ok, detail); detail is shown in /readyz.
@@ -51,11 +52,30 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def run_service(app: web.Application, host: str, port: int, port_variable: str) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM; a port that cannot be bound is one clear line, not a traceback."""
+def run_service(
+    app: web.Application,
+    host: str,
+    port: int,
+    port_variable: str,
+    *,
+    reuse_port: bool = False,
+    access_log: bool = True,
+) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM; a port that cannot be bound is one clear line, not a traceback.
+
+    ``reuse_port``: share the port with other processes (SO_REUSEPORT). ``access_log`` False: no
+    access logger at all, rather than aiohttp's (whose lines the logging setup filters out).
+    """
     logging.getLogger("tubewatch").info("listening on http://%s:%s", host, port)
     try:
-        web.run_app(app, host=host, port=port, print=None)
+        web.run_app(
+            app,
+            host=host,
+            port=port,
+            reuse_port=reuse_port or None,
+            print=None,
+            access_log=aiohttp_access_logger if access_log else None,
+        )
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise SystemExit(f"tubewatch: cannot listen on {host}:{port} (set {port_variable}): {reason}") from None

@@ -1,0 +1,182 @@
+"""How a search of the video index is written: q and the filters as an Elasticsearch query, and the sorts.
+
+The API builds its listings with this module; any other service that must find exactly the videos
+the API would (a stored query to match new videos against, for instance) builds its query here too.
+User text only ever goes into ``simple_query_string`` over fixed fields: it can neither fail nor
+reach other fields.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+SortOrder = Literal["-published_at", "published_at", "relevance"]
+
+TEXT_FIELDS = ["title^3", "channel_title^2", "description"]
+PREFIX_FIELDS = ["title.prefix^2", "description.prefix"]
+# simple_query_string features users get: "phrases", -exclusion, a | b, (grouping). No field
+# names, wildcards, fuzziness or regexps: user text can neither fail nor reach other fields.
+TEXT_FLAGS = "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE|ESCAPE"
+SORTS: dict[SortOrder, list[dict[str, str]]] = {
+    "-published_at": [{"published_at": "desc"}, {"video_id": "desc"}],
+    "published_at": [{"published_at": "asc"}, {"video_id": "asc"}],
+    "relevance": [{"_score": "desc"}, {"published_at": "desc"}, {"video_id": "desc"}],
+}
+
+# Lucene's English stop words, which the english analyzer drops. A simple_query_string left with no
+# term at all matches nothing, so a head made only of these ("the crick") must not be required.
+_ENGLISH_STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
+)
+_PLAIN_WORD = re.compile(r"[^\s\"()|+\-*~\\][^\s\"()|*~\\]*")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a listing is narrowed to: q, channels, publish-time bounds (epoch ms), a configured query."""
+
+    q: str | None = None
+    channel_ids: tuple[str, ...] = ()
+    published_after_ms: int | None = None
+    published_before_ms: int | None = None
+    query: str | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "q": self.q,
+            "channel_id": sorted(set(self.channel_ids)),
+            "after": self.published_after_ms,
+            "before": self.published_before_ms,
+            "query": self.query,
+        }
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """q split into what both stores understand: the whole text, and the last word typed (for prefixes)."""
+
+    text: str
+    head: str  # everything before the prefix word (may be empty)
+    prefix_word: str | None  # the last word, when it is a plain word still being typed
+
+
+def parse_text_query(q: str) -> TextQuery:
+    text = q.strip()
+    if q[-1:].isspace() or text.count('"') % 2:
+        return TextQuery(text, text, None)
+    head, _, last = text.rpartition(" ")
+    if not _PLAIN_WORD.fullmatch(last) or head.rstrip().endswith("|"):
+        return TextQuery(text, text, None)
+    return TextQuery(text, head.strip(), last)
+
+
+def _only_stop_words(text: str) -> bool:
+    return all(word.strip('"()|+-~*').lower() in _ENGLISH_STOP_WORDS for word in text.split())
+
+
+def _words(text: str) -> dict[str, Any]:
+    return {
+        "simple_query_string": {
+            "query": text,
+            "fields": TEXT_FIELDS,
+            "default_operator": "and",
+            "flags": TEXT_FLAGS,
+            "lenient": True,
+        }
+    }
+
+
+def text_query(q: str, *, whole_words: bool = False) -> dict[str, Any]:
+    """Stemmed words (english analyzer) everywhere; the word still being typed also as a prefix.
+
+    ``whole_words``: every word only as a whole word, the last one too (for a query that is not
+    being typed, such as one stored to match videos that arrive later).
+    """
+    parsed = parse_text_query(q)
+    if whole_words or parsed.prefix_word is None:
+        return _words(parsed.text)
+    last_word = {
+        "bool": {
+            "should": [
+                _words(parsed.prefix_word),
+                {"multi_match": {"query": parsed.prefix_word, "fields": PREFIX_FIELDS, "operator": "and"}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+    if not parsed.head or _only_stop_words(parsed.head):
+        return last_word
+    return {"bool": {"must": [_words(parsed.head), last_word]}}
+
+
+def filter_clauses(filters: Filters, snapshot_ms: int | None) -> list[dict[str, Any]]:
+    """The filters (all but q) as filter clauses; ``snapshot_ms`` keeps videos first seen by then."""
+    clauses: list[dict[str, Any]] = []
+    if filters.channel_ids:
+        clauses.append({"terms": {"channel_id": list(filters.channel_ids)}})
+    if filters.published_after_ms is not None or filters.published_before_ms is not None:
+        bounds: dict[str, Any] = {"format": "epoch_millis"}
+        if filters.published_after_ms is not None:
+            bounds["gte"] = filters.published_after_ms
+        if filters.published_before_ms is not None:
+            bounds["lte"] = filters.published_before_ms
+        clauses.append({"range": {"published_at": bounds}})
+    if filters.query is not None:
+        clauses.append({"term": {"queries": filters.query}})
+    if snapshot_ms is not None:
+        clauses.append({"range": {"first_seen_at": {"lte": snapshot_ms, "format": "epoch_millis"}}})
+    return clauses
+
+
+def build_query(
+    filters: Filters, snapshot_ms: int | None, *, scored: bool, whole_words: bool = False
+) -> dict[str, Any]:
+    """The whole query: q scores the hits when ``scored`` (relevance), else it only filters them."""
+    clauses = filter_clauses(filters, snapshot_ms)
+    must: list[dict[str, Any]] = []
+    if filters.q is not None:
+        (must if scored else clauses).append(text_query(filters.q, whole_words=whole_words))
+    if not clauses and not must:
+        return {"match_all": {}}
+    return {"bool": {"filter": clauses, "must": must}}
+
+
+def sort_clauses(sort: SortOrder) -> list[dict[str, str]]:
+    """The sort of a listing, ending in video_id so that every hit has a unique position."""
+    return SORTS[sort]
