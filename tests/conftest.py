@@ -1,6 +1,6 @@
 """Fixtures shared by the integration and e2e tests: real servers, per-test names, cleanup.
 
-The servers come from `make up` (deploy/localstack.py). A missing server fails the test with a
+The servers come from `make up` (deploy/localstack/). A missing server fails the test with a
 clear message; it never skips, because a skipped integration test hides a broken stack in CI.
 """
 

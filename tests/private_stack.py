@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from deploy.localstack import clone_data_dir
+from deploy.localstack.config import clone_data_dir
 from services.common.settings import PROJECT_ROOT, StackSettings
 
 Server = Literal["mongodb", "elasticsearch", "rabbitmq"]

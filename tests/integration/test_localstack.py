@@ -22,15 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 from pymongo import MongoClient
 
-from deploy.localstack import (
-    Endpoint,
-    amqp_answers,
-    clone_data_dir,
-    cmdline,
-    listener_pids,
-    pid_alive,
-    wait_until,
-)
+from deploy.localstack.config import Endpoint, clone_data_dir
+from deploy.localstack.processes import cmdline, listener_pids, pid_alive, wait_until
+from deploy.localstack.rabbitmq import amqp_answers
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,29 @@
+"""Local stack: real RabbitMQ, MongoDB and Elasticsearch servers on this machine, without Docker.
+
+    python -m deploy.localstack up|down|status [--only rabbitmq,mongodb,elasticsearch]
+
+Ports come from the settings the services read (AMQP_URL, MONGODB_URL, ELASTICSEARCH_URL); data,
+logs and the record of what ``up`` started live under STATE_DIR (default ``<project>/.local``).
+Downloads are cached outside the clone in ``~/.cache/tubewatch`` (TUBEWATCH_CACHE_DIR overrides),
+so a second clone does not download again.
+
+* ``up`` reuses a healthy server already answering on a configured port; running it twice is
+  harmless. What it starts is recorded in ``<state>/run/<server>.json`` (written before the
+  readiness wait, so the record survives a crash of this script).
+* ``down`` stops only what ``up`` started, and copes with stale records (process already gone).
+* ``status`` prints one line per server; it exits 3 when a selected server is down.
+
+Every server listens on 127.0.0.1 only. Elasticsearch refuses to run as root: it runs as the system
+user ``tubewatch-es`` from a shared install in ``/opt/tubewatch`` with per-clone data under
+``/var/lib/tubewatch/<hash of the state dir>``.
+
+Modules:
+
+* ``cli`` parses the command line and runs up/down/status over the selected servers;
+* ``server`` holds the lifecycle every server shares (reuse, start, wait, stop, status line);
+* ``rabbitmq``, ``mongodb``, ``elasticsearch`` each know how to install, start, check and stop
+  their server;
+* ``config`` reads the settings into endpoints and folders; ``records`` keeps what ``up`` started;
+  ``processes`` inspects and stops processes and ports; ``downloads`` fetches, verifies and
+  installs what the servers need.
+"""

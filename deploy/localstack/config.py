@@ -1,0 +1,100 @@
+"""What the stack is configured to be: the servers' endpoints and the state, log and cache folders.
+
+Also holds ``StackError``, the one-line failure every part of the local stack raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from services.common.settings import StackSettings, load_settings
+
+LOOPBACK = "127.0.0.1"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CLONE_DATA_ROOT = Path("/var/lib/tubewatch")
+
+
+class StackError(Exception):
+    """A failure reported to the user as one line (``localstack: error: ...``)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def local(self) -> bool:
+        return self.host in LOCAL_HOSTS
+
+
+@dataclass(frozen=True)
+class Config:
+    state_dir: Path
+    cache_dir: Path
+    amqp: Endpoint
+    amqp_user: str
+    amqp_password: str
+    mongo: Endpoint
+    replica_set: str
+    es: Endpoint
+    es_scheme: str
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def clone_dir(self) -> Path:
+        return clone_data_dir(self.state_dir)
+
+
+def clone_data_dir(state_dir: Path) -> Path:
+    """Per-clone folder that the unprivileged server users can reach (not under a 0700 home)."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+    return CLONE_DATA_ROOT / digest
+
+
+def cache_dir() -> Path:
+    override = os.environ.get("TUBEWATCH_CACHE_DIR")
+    return Path(override).expanduser().resolve() if override else Path.home() / ".cache" / "tubewatch"
+
+
+def _endpoint(url: str, default_port: int, variable: str) -> Endpoint:
+    netloc = urlsplit(url).netloc.rsplit("@", 1)[-1].split(",")[0]
+    probe = urlsplit(f"//{netloc}")
+    try:
+        port = probe.port or default_port
+    except ValueError as exc:
+        raise StackError(f"{variable} has an invalid port: {url}") from exc
+    host = probe.hostname or LOOPBACK
+    return Endpoint(host, port)
+
+
+def load_config() -> Config:
+    settings = load_settings(StackSettings)
+    amqp = urlsplit(settings.amqp_url)
+    query = parse_qs(urlsplit(settings.mongodb_url).query)
+    return Config(
+        state_dir=settings.state_dir.expanduser().resolve(),
+        cache_dir=cache_dir(),
+        amqp=_endpoint(settings.amqp_url, 5671 if amqp.scheme == "amqps" else 5672, "AMQP_URL"),
+        amqp_user=unquote(amqp.username or "guest"),
+        amqp_password=unquote(amqp.password or "guest"),
+        mongo=_endpoint(settings.mongodb_url, 27017, "MONGODB_URL"),
+        replica_set=query.get("replicaSet", ["rs0"])[0],
+        es=_endpoint(settings.elasticsearch_url, 9200, "ELASTICSEARCH_URL"),
+        es_scheme=urlsplit(settings.elasticsearch_url).scheme,
+    )
