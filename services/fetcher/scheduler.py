@@ -94,10 +94,6 @@ class Scheduler:
     def register(self, item: WorkItem) -> None:
         self._scheduled.append(_Scheduled(item))
 
-    @property
-    def items(self) -> list[WorkItem]:
-        return [scheduled.item for scheduled in self._scheduled]
-
     async def load(self, now: datetime) -> None:
         for scheduled in self._scheduled:
             await scheduled.item.load(now)
