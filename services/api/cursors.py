@@ -56,8 +56,13 @@ class CursorCodec:
         payload = _b64encode(json.dumps(data, separators=(",", ":")).encode())
         return f"{payload}.{_b64encode(self._mac(payload.encode()))}"
 
-    def decode(self, text: str, fingerprint: str) -> Cursor:
-        """The cursor in ``text``, checked against the fingerprint of the request it came with."""
+    def decode(self, text: str, fingerprint: str, sort: str | None = None) -> Cursor:
+        """The cursor in ``text``, checked against the fingerprint of the request it came with.
+
+        With ``sort``, also that its values have the shape of that order's cursors: (published_at
+        ms, video_id) for the date orders; a point-in-time and (score, published_at, video_id) for
+        relevance.
+        """
         payload, dot, mac = text.partition(".")
         if not dot or not payload.isascii() or not mac.isascii():
             raise InvalidCursorError("cursor is not one this API issued")
@@ -78,7 +83,16 @@ class CursorCodec:
             raise InvalidCursorError(
                 "cursor belongs to a different query (q, filters or sort); repeat the first request without it"
             )
+        if sort is not None and not _has_shape_of(cursor, sort):
+            raise InvalidCursorError("cursor is not one this API issued")
         return cursor
+
+
+def _has_shape_of(cursor: Cursor, sort: str) -> bool:
+    values = cursor.search_after
+    if sort == "relevance":
+        return cursor.pit_id is not None and len(values) >= 3
+    return len(values) == 2 and isinstance(values[0], int) and isinstance(values[1], str)
 
 
 def _cursor_from(data: dict[str, Any]) -> Cursor:

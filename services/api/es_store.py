@@ -1,4 +1,7 @@
-"""Elasticsearch: the read model behind every list, search, histogram and count when it is up."""
+"""Elasticsearch: the read model behind every list, search, histogram and count when it is up.
+
+The queries come from services/common/video_query.py; this module runs them and shapes the answers.
+"""
 
 from __future__ import annotations
 
@@ -11,136 +14,13 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 from elasticsearch.serializer import JsonSerializer
 
-from services.api.search import (
-    INTERVAL_MS,
-    TOTAL_EXACT_UP_TO,
-    VIDEO_SOURCE_FIELDS,
-    Filters,
-    HistogramInterval,
-    HistogramTooLargeError,
-    Page,
-    PageRequest,
-    PitExpiredError,
-    StoreUnavailableError,
-    parse_text_query,
-)
-from services.api.videos import public_video
+from services.api.buckets import INTERVAL_MS, HistogramInterval, HistogramTooLargeError
+from services.api.pages import TOTAL_EXACT_UP_TO, Page, PageRequest, PitExpiredError
+from services.api.video_shape import VIDEO_SOURCE_FIELDS, public_video
+from services.common.errors import StoreUnavailableError
+from services.common.video_query import Filters, build_query, sort_clauses
 
-_TEXT_FIELDS = ["title^3", "channel_title^2", "description"]
-_PREFIX_FIELDS = ["title.prefix^2", "description.prefix"]
-# simple_query_string features users get: "phrases", -exclusion, a | b, (grouping). No field
-# names, wildcards, fuzziness or regexps: user text can neither fail nor reach other fields.
-_TEXT_FLAGS = "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE|ESCAPE"
-_SORTS: dict[str, list[dict[str, str]]] = {
-    "-published_at": [{"published_at": "desc"}, {"video_id": "desc"}],
-    "published_at": [{"published_at": "asc"}, {"video_id": "asc"}],
-    "relevance": [{"_score": "desc"}, {"published_at": "desc"}, {"video_id": "desc"}],
-}
 _PAGE_FILTER_PATH = "hits.total,hits.hits._source,hits.hits.sort,pit_id"
-
-
-# Lucene's English stop words, which the english analyzer drops. A simple_query_string left with no
-# term at all matches nothing, so a head made only of these ("the crick") must not be required.
-_ENGLISH_STOP_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "such",
-        "that",
-        "the",
-        "their",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "will",
-        "with",
-    ]
-)
-
-
-def _only_stop_words(text: str) -> bool:
-    return all(word.strip('"()|+-~*').lower() in _ENGLISH_STOP_WORDS for word in text.split())
-
-
-def _words(text: str) -> dict[str, Any]:
-    return {
-        "simple_query_string": {
-            "query": text,
-            "fields": _TEXT_FIELDS,
-            "default_operator": "and",
-            "flags": _TEXT_FLAGS,
-            "lenient": True,
-        }
-    }
-
-
-def text_query(q: str) -> dict[str, Any]:
-    """Stemmed words (english analyzer) everywhere; the word still being typed also as a prefix."""
-    parsed = parse_text_query(q)
-    if parsed.prefix_word is None:
-        return _words(parsed.text)
-    last_word = {
-        "bool": {
-            "should": [
-                _words(parsed.prefix_word),
-                {"multi_match": {"query": parsed.prefix_word, "fields": _PREFIX_FIELDS, "operator": "and"}},
-            ],
-            "minimum_should_match": 1,
-        }
-    }
-    if not parsed.head or _only_stop_words(parsed.head):
-        return last_word
-    return {"bool": {"must": [_words(parsed.head), last_word]}}
-
-
-def filter_clauses(filters: Filters, snapshot_ms: int | None) -> list[dict[str, Any]]:
-    clauses: list[dict[str, Any]] = []
-    if filters.channel_ids:
-        clauses.append({"terms": {"channel_id": list(filters.channel_ids)}})
-    if filters.published_after_ms is not None or filters.published_before_ms is not None:
-        bounds: dict[str, Any] = {"format": "epoch_millis"}
-        if filters.published_after_ms is not None:
-            bounds["gte"] = filters.published_after_ms
-        if filters.published_before_ms is not None:
-            bounds["lte"] = filters.published_before_ms
-        clauses.append({"range": {"published_at": bounds}})
-    if filters.query is not None:
-        clauses.append({"term": {"queries": filters.query}})
-    if snapshot_ms is not None:
-        clauses.append({"range": {"first_seen_at": {"lte": snapshot_ms, "format": "epoch_millis"}}})
-    return clauses
-
-
-def build_query(filters: Filters, snapshot_ms: int | None, *, scored: bool) -> dict[str, Any]:
-    clauses = filter_clauses(filters, snapshot_ms)
-    must: list[dict[str, Any]] = []
-    if filters.q is not None:
-        (must if scored else clauses).append(text_query(filters.q))
-    if not clauses and not must:
-        return {"match_all": {}}
-    return {"bool": {"filter": clauses, "must": must}}
 
 
 class FastJsonSerializer(JsonSerializer):
@@ -168,7 +48,7 @@ class ElasticsearchStore:
         snapshot = None if request.first_page else request.snapshot_ms
         body: dict[str, Any] = {
             "query": build_query(request.filters, snapshot, scored=relevance),
-            "sort": _SORTS[request.sort],
+            "sort": sort_clauses(request.sort),
             "size": request.limit + 1,  # one extra tells whether another page exists
             "track_total_hits": TOTAL_EXACT_UP_TO,
             # The whole _source: filtering it makes Elasticsearch parse every document (measured 40%
@@ -188,7 +68,7 @@ class ElasticsearchStore:
         except NotFoundError as exc:
             if relevance and request.pit_id is not None and _error_type(exc) != "index_not_found_exception":
                 raise PitExpiredError from exc
-            raise StoreUnavailableError(f"elasticsearch: {_describe(exc)}") from exc
+            raise StoreUnavailableError("elasticsearch", _describe(exc)) from exc
         except (TransportError, ApiError) as exc:
             raise _unavailable(exc) from exc
         hits = response.get("hits", {}).get("hits", [])
@@ -276,7 +156,7 @@ class ElasticsearchStore:
             response = await self._es.get(index=self._alias, id=video_id, source_includes=list(VIDEO_SOURCE_FIELDS))
         except NotFoundError as exc:
             if _error_type(exc) == "index_not_found_exception":
-                raise StoreUnavailableError("elasticsearch: index missing") from exc
+                raise StoreUnavailableError("elasticsearch", "index missing") from exc
             return None
         except (TransportError, ApiError) as exc:
             raise _unavailable(exc) from exc
@@ -319,4 +199,4 @@ def _unavailable(exc: Exception) -> Exception:
             return HistogramTooLargeError()
         if exc.meta.status not in _UNAVAILABLE_STATUSES:
             return exc
-    return StoreUnavailableError(f"elasticsearch: {_describe(exc)}")
+    return StoreUnavailableError("elasticsearch", _describe(exc))

@@ -12,19 +12,13 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from services.api.search import (
-    TOTAL_EXACT_UP_TO,
-    VIDEO_SOURCE_FIELDS,
-    Filters,
-    HistogramInterval,
-    Page,
-    PageRequest,
-    StoreUnavailableError,
-    from_ms,
-    to_ms,
-)
-from services.api.videos import public_video
+from services.api.buckets import HistogramInterval
+from services.api.pages import TOTAL_EXACT_UP_TO, Page, PageRequest
+from services.api.video_shape import VIDEO_SOURCE_FIELDS, public_video
 from services.common.catalogue import VIDEOS_COLLECTION
+from services.common.errors import StoreUnavailableError
+from services.common.timefmt import from_epoch_ms, to_epoch_ms
+from services.common.video_query import Filters
 
 _PROJECTION = {"_id": 0, **{name: 1 for name in VIDEO_SOURCE_FIELDS}}
 _PHRASE = re.compile(r'"([^"]*)"')
@@ -69,15 +63,15 @@ def mongo_filter(filters: Filters, snapshot_ms: int | None) -> dict[str, Any]:
         query["channel_id"] = {"$in": list(filters.channel_ids)}
     published: dict[str, Any] = {}
     if filters.published_after_ms is not None:
-        published["$gte"] = from_ms(filters.published_after_ms)
+        published["$gte"] = from_epoch_ms(filters.published_after_ms)
     if filters.published_before_ms is not None:
-        published["$lte"] = from_ms(filters.published_before_ms)
+        published["$lte"] = from_epoch_ms(filters.published_before_ms)
     if published:
         query["published_at"] = published
     if filters.query is not None:
         query["queries"] = filters.query
     if snapshot_ms is not None:
-        query["first_seen_at"] = {"$lte": from_ms(snapshot_ms)}
+        query["first_seen_at"] = {"$lte": from_epoch_ms(snapshot_ms)}
     return query
 
 
@@ -94,13 +88,13 @@ class MongoStore:
 
     async def page(self, request: PageRequest) -> Page:
         if request.sort == "relevance":
-            raise StoreUnavailableError("relevance ranking needs Elasticsearch")
+            raise StoreUnavailableError("mongodb", "relevance ranking needs Elasticsearch")
         snapshot = None if request.first_page else request.snapshot_ms
         base = mongo_filter(request.filters, snapshot)
         direction = -1 if request.sort == "-published_at" else 1
         query = base
         if request.search_after is not None:
-            published, video_id = from_ms(int(request.search_after[0])), str(request.search_after[1])
+            published, video_id = from_epoch_ms(int(request.search_after[0])), str(request.search_after[1])
             beyond = "$lt" if direction < 0 else "$gt"
             after = {
                 "$or": [
@@ -118,9 +112,9 @@ class MongoStore:
             ).to_list()
             counted = await self._videos.count_documents(base, limit=TOTAL_EXACT_UP_TO + 1)
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"mongodb: {type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailableError("mongodb", f"{type(exc).__name__}: {exc}") from exc
         page_docs = docs[: request.limit]
-        items = [public_video(doc, to_ms(doc["published_at"])) for doc in page_docs]
+        items = [public_video(doc, to_epoch_ms(doc["published_at"])) for doc in page_docs]
         more = len(docs) > request.limit
         total = (
             {"value": TOTAL_EXACT_UP_TO, "relation": "gte"}
@@ -131,14 +125,14 @@ class MongoStore:
         return Page(
             items=items,
             total=total,
-            next_search_after=[to_ms(last["published_at"]), last["video_id"]] if last else None,
+            next_search_after=[to_epoch_ms(last["published_at"]), last["video_id"]] if last else None,
         )
 
     async def get(self, video_id: str) -> dict[str, Any] | None:
         try:
             doc = await self._videos.find_one({"video_id": video_id}, _PROJECTION)
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"mongodb: {type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailableError("mongodb", f"{type(exc).__name__}: {exc}") from exc
         return None if doc is None else public_video(doc)
 
     async def channels(self, q: str | None, limit: int) -> list[dict[str, Any]]:
@@ -176,7 +170,7 @@ class MongoStore:
             },
         ]
         rows = await self._aggregate(pipeline)
-        return {to_ms(r["_id"]): int(r["count"]) for r in rows if r.get("_id") is not None}
+        return {to_epoch_ms(r["_id"]): int(r["count"]) for r in rows if r.get("_id") is not None}
 
     async def query_counts(self, queries: list[str]) -> dict[str, int]:
         pipeline: list[dict[str, Any]] = [
@@ -191,11 +185,11 @@ class MongoStore:
         try:
             return int(await self._videos.estimated_document_count())
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"mongodb: {type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailableError("mongodb", f"{type(exc).__name__}: {exc}") from exc
 
     async def _aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         try:
             cursor = await self._videos.aggregate(pipeline, allowDiskUse=True)
             return await cursor.to_list()
         except PyMongoError as exc:
-            raise StoreUnavailableError(f"mongodb: {type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailableError("mongodb", f"{type(exc).__name__}: {exc}") from exc

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, generated from the parameter and response models, and its viewer.
+"""The OpenAPI 3.1 document, generated from the route table and its models, and its viewer.
 
 The viewer is swagger-ui-dist from the npm registry, installed at a pinned version by the Makefile
 (`make api-viewer`, part of `make install`) into the git-ignored .local/api-viewer; nothing is
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from services.api import models
 from services.api.errors import ApiError
-from services.api.params import ChannelListParams, HistogramParams, VideoListParams, VideoPathParams
+from services.api.models import ErrorResponse
+from services.api.routes import ROUTES
+from services.api.routing import Reply, Route
 from services.api.security import content_security_policy
 from services.common.settings import PROJECT_ROOT
 
@@ -27,15 +29,6 @@ OPENAPI_PATH = "/api/openapi.json"
 DOCS_PATH = "/api/docs"
 _REF = "#/components/schemas/{model}"
 
-_RESPONSE_MODELS: list[type[BaseModel]] = [
-    models.VideoPage,
-    models.Video,
-    models.ChannelList,
-    models.Histogram,
-    models.QueryList,
-    models.PipelineStatus,
-    models.ErrorResponse,
-]
 _REQUEST_ID_HEADER = {
     "X-Request-Id": {
         "description": "Id of this request, also in the server's log lines about it.",
@@ -60,6 +53,7 @@ _ERROR_TEXT = {
     503: "unavailable: the store this request needs is down.",
     500: "internal: an unexpected error; error.request_id is in the server log.",
 }
+_ERROR_REPLY = Reply(ErrorResponse)
 
 
 def _unwrap_nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -76,11 +70,13 @@ def _unwrap_nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _parameters(model: type[BaseModel], location: str = "query") -> list[dict[str, Any]]:
+def _parameters(model: type[BaseModel], path_variables: list[str]) -> list[dict[str, Any]]:
+    """One parameter per field of ``model``: in the path when the path names it, else in the query."""
     schema = model.model_json_schema(mode="validation")
     required = set(schema.get("required", []))
     parameters = []
-    for name, field_schema in schema["properties"].items():
+    for name, field_schema in schema.get("properties", {}).items():
+        location = "path" if name in path_variables else "query"
         prop = _unwrap_nullable(copy.deepcopy(field_schema))
         prop.pop("title", None)
         description = prop.pop("description", None)
@@ -95,37 +91,57 @@ def _parameters(model: type[BaseModel], location: str = "query") -> list[dict[st
     return parameters
 
 
-def _json(ref: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": _REF.format(model=ref)}}}
+def _schema(model: type[BaseModel] | None, inline: Any) -> dict[str, Any]:
+    if model is not None:
+        return {"$ref": _REF.format(model=model.__name__)}
+    return copy.deepcopy(dict(inline or {}))
 
 
-def _operation(
-    summary: str,
-    ok: str,
-    *,
-    parameters: list[dict[str, Any]] | None = None,
-    errors: tuple[int, ...] = (400, 500),
-    served_by: bool = False,
-) -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        "200": {
-            "description": "OK",
-            "headers": _REQUEST_ID_HEADER | (_SERVED_BY_HEADER if served_by else {}),
-            "content": _json(ok),
-        }
+def _response(reply: Reply, description: str | None = None) -> dict[str, Any]:
+    return {
+        "description": reply.description if description is None else description,
+        "headers": _REQUEST_ID_HEADER | (_SERVED_BY_HEADER if reply.served_by else {}),
+        "content": {reply.content_type: {"schema": _schema(reply.model, reply.schema)}},
     }
-    for status in errors:
-        responses[str(status)] = {
-            "description": _ERROR_TEXT[status],
-            "headers": _REQUEST_ID_HEADER,
-            "content": _json("ErrorResponse"),
+
+
+def _operation(route: Route[Any]) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": route.summary}
+    if route.tags:
+        operation["tags"] = list(route.tags)
+    if route.params is not None:
+        operation["parameters"] = _parameters(route.params, route.path_variables)
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _schema(route.body, None)}},
         }
-    return {"summary": summary, "parameters": parameters or [], "responses": responses}
+    responses = {"200": _response(route.reply)}
+    for status, reply in route.other_replies.items():
+        responses[str(status)] = _response(reply)
+    for status in route.errors:
+        responses[str(status)] = _response(_ERROR_REPLY, _ERROR_TEXT[status])
+    operation["responses"] = responses
+    return operation
 
 
-def build_openapi() -> dict[str, Any]:
-    _, definitions = models_json_schema([(m, "serialization") for m in _RESPONSE_MODELS], ref_template=_REF)
-    plain_200 = {"description": "OK", "headers": _REQUEST_ID_HEADER}
+def _models(routes: Sequence[Route[Any]]) -> list[type[BaseModel]]:
+    """Every model the routes refer to, each once, in the order of the routes."""
+    found: dict[type[BaseModel], None] = {}
+    for route in routes:
+        replies = [route.reply, *route.other_replies.values()] + ([_ERROR_REPLY] if route.errors else [])
+        for model in [route.body, *(reply.model for reply in replies)]:
+            if model is not None:
+                found[model] = None
+    return list(found)
+
+
+def build_openapi(routes: Sequence[Route[Any]] = ROUTES) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``routes`` (by default the API's own)."""
+    _, definitions = models_json_schema([(m, "serialization") for m in _models(routes)], ref_template=_REF)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.openapi_path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -137,78 +153,8 @@ def build_openapi() -> dict[str, Any]:
                 "null returns every video that existed when it started exactly once, even while new videos arrive."
             ),
         },
-        "paths": {
-            "/api/v1/videos": {
-                "get": _operation(
-                    "List and search videos",
-                    "VideoPage",
-                    parameters=_parameters(VideoListParams),
-                    errors=(400, 410, 500, 503),
-                    served_by=True,
-                )
-            },
-            "/api/v1/videos/{video_id}": {
-                "get": _operation(
-                    "One video, from the system of record",
-                    "Video",
-                    parameters=_parameters(VideoPathParams, "path"),
-                    errors=(400, 404, 500, 503),
-                    served_by=True,
-                )
-            },
-            "/api/v1/channels": {
-                "get": _operation(
-                    "Channels with their video counts, most videos first",
-                    "ChannelList",
-                    parameters=_parameters(ChannelListParams),
-                    errors=(400, 500, 503),
-                    served_by=True,
-                )
-            },
-            "/api/v1/histogram": {
-                "get": _operation(
-                    "Upload counts per UTC hour or day, with the filters of the video list",
-                    "Histogram",
-                    parameters=_parameters(HistogramParams),
-                    errors=(400, 500, 503),
-                    served_by=True,
-                )
-            },
-            "/api/v1/queries": {"get": _operation("The configured search queries and their progress", "QueryList")},
-            "/api/v1/status": {"get": _operation("The pipeline at a glance", "PipelineStatus")},
-            "/healthz": {
-                "get": {
-                    "summary": "Liveness",
-                    "responses": {
-                        "200": plain_200
-                        | {
-                            "content": {
-                                "application/json": {
-                                    "schema": {"type": "object", "properties": {"status": {"const": "ok"}}}
-                                }
-                            }
-                        }
-                    },
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Readiness, per dependency (Elasticsearch down only degrades)",
-                    "responses": {
-                        "200": plain_200 | {"content": {"application/json": {"schema": {"type": "object"}}}},
-                        "503": plain_200
-                        | {"description": "Not ready", "content": {"application/json": {"schema": {"type": "object"}}}},
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "responses": {"200": plain_200 | {"content": {"text/plain": {"schema": {"type": "string"}}}}},
-                }
-            },
-        },
-        "components": {"schemas": definitions["$defs"]},
+        "paths": paths,
+        "components": {"schemas": definitions.get("$defs", {})},
     }
 
 
@@ -227,8 +173,11 @@ _DOCS_INIT = f'window.ui = SwaggerUIBundle({{url: "{OPENAPI_PATH}", dom_id: "#vi
 DOCS_CONTENT_SECURITY_POLICY = content_security_policy(img_src="'self' data:")
 
 
-def add_openapi_routes(app: web.Application, viewer_dir: Path = VIEWER_DIR) -> None:
-    document = json.dumps(build_openapi()).encode()
+def add_openapi_routes(
+    app: web.Application, routes: Sequence[Route[Any]] = ROUTES, viewer_dir: Path = VIEWER_DIR
+) -> None:
+    """Serve the document of ``routes`` at /api/openapi.json and its viewer at /api/docs."""
+    document = json.dumps(build_openapi(routes)).encode()
 
     async def openapi_json(request: web.Request) -> web.Response:
         return web.Response(body=document, content_type="application/json")

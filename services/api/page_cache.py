@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 
 MAX_ENTRIES = 4096
+# Fingerprint of the query, cursor, limit: one page of one walk.
+PageKey = tuple[str, str | None, int]
 
 
 @dataclass(frozen=True)
@@ -24,13 +26,24 @@ class CachedPage:
 class PageCache:
     def __init__(self, ttl_seconds: float) -> None:
         self._ttl = ttl_seconds
-        self._entries: dict[tuple[str, str | None, int], CachedPage] = {}
+        self._entries: dict[PageKey, CachedPage] = {}
 
     @property
     def enabled(self) -> bool:
         return self._ttl > 0
 
-    def get(self, key: tuple[str, str | None, int]) -> CachedPage | None:
+    def lookup(self, key: PageKey, sort: str) -> CachedPage | None:
+        """The kept answer to this page, when pages of this order are kept and one is still fresh."""
+        if not self.enabled or sort == "relevance":
+            return None
+        return self.get(key)
+
+    def offer(self, key: PageKey, body: bytes, served_by: str, sort: str) -> None:
+        """Keep this answer if the policy allows: date-ordered pages served by Elasticsearch."""
+        if self.enabled and served_by == "elasticsearch" and sort != "relevance":
+            self.put(key, body, served_by)
+
+    def get(self, key: PageKey) -> CachedPage | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -39,7 +52,7 @@ class PageCache:
             return None
         return entry
 
-    def put(self, key: tuple[str, str | None, int], body: bytes, served_by: str) -> None:
+    def put(self, key: PageKey, body: bytes, served_by: str) -> None:
         now = time.monotonic()
         # The TTL is the same for every entry, so insertion order is expiry order: expired pages are
         # dropped from the front as new ones arrive (cursor walks make many one-off keys, which would

@@ -1,24 +1,33 @@
 """Query parameters: parsed strictly from the raw query string and validated by pydantic models.
 
 The same models generate the OpenAPI parameter schemas, so the documented contract is the one
-enforced. Every failure is an ApiError naming the parameter.
+enforced. The rules that tie parameters together (bounds in order, relevance needs q, a histogram
+of at most so many buckets) are validators of the models too. Every failure is an ApiError naming
+the parameter.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
+from services.api.buckets import TOO_MANY_BUCKETS, HistogramInterval, too_many_buckets
 from services.api.errors import ApiError, invalid
 from services.common.events import VIDEO_ID_PATTERN
+from services.common.timefmt import to_epoch_ms
+from services.common.video_query import Filters, SortOrder
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 MAX_Q_LENGTH = 200
+MAX_CHANNEL_Q_LENGTH = 100
+CHANNEL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_CHANNEL_FILTERS = 50
 MAX_QUERY_FIELDS = 100
 
@@ -75,15 +84,23 @@ SearchText = Annotated[
         ),
     ),
 ]
-ChannelId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-SortOrder = Literal["-published_at", "published_at", "relevance"]
+ChannelId = Annotated[str, Field(pattern=CHANNEL_ID_PATTERN)]
+
+# The error type of a rule that ties parameters together; its context names the parameter at fault.
+_RULE = "parameter_rule"
 
 
-class _Params(BaseModel):
+def _broken_rule(parameter: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(_RULE, message, {"parameter": parameter})
+
+
+class Params(BaseModel):
+    """The parameters of one endpoint: unknown ones are refused, the values cannot change."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FilterParams(_Params):
+class FilterParams(Params):
     q: SearchText | None = None
     channel_id: list[ChannelId] = Field(
         default_factory=list,
@@ -105,6 +122,24 @@ class FilterParams(_Params):
         description="Only videos found by this configured search query (see /api/v1/queries).",
     )
 
+    def filters(self) -> Filters:
+        """The filters as the stores take them: times as epoch milliseconds, truncated as stored."""
+        return Filters(
+            q=self.q,
+            channel_ids=tuple(self.channel_id),
+            published_after_ms=None if self.published_after is None else to_epoch_ms(self.published_after),
+            published_before_ms=None if self.published_before is None else to_epoch_ms(self.published_before),
+            query=self.query,
+        )
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> Self:
+        filters = self.filters()
+        after, before = filters.published_after_ms, filters.published_before_ms
+        if after is not None and before is not None and after > before:
+            raise _broken_rule("published_after", "published_after is later than published_before")
+        return self
+
 
 class VideoListParams(FilterParams):
     sort: SortOrder = Field(
@@ -119,33 +154,50 @@ class VideoListParams(FilterParams):
         description="The next_cursor of the previous page, with the same q, filters and sort.",
     )
 
+    @model_validator(mode="after")
+    def _relevance_needs_q(self) -> Self:
+        if self.sort == "relevance" and self.q is None:
+            raise _broken_rule("sort", "sort=relevance needs q")
+        return self
+
 
 class HistogramParams(FilterParams):
-    interval: Literal["hour", "day"] = Field(
-        default="day", description="Bucket width; buckets start on UTC hours or days."
-    )
+    interval: HistogramInterval = Field(default="day", description="Bucket width; buckets start on UTC hours or days.")
+
+    @model_validator(mode="after")
+    def _not_too_many_buckets(self) -> Self:
+        filters = self.filters()
+        after, before = filters.published_after_ms, filters.published_before_ms
+        if after is not None and before is not None and too_many_buckets(after, before, self.interval):
+            raise _broken_rule("interval", TOO_MANY_BUCKETS)
+        return self
 
 
-class ChannelListParams(_Params):
-    q: Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")] | None = Field(
+class ChannelListParams(Params):
+    q: Annotated[str, Field(min_length=1, max_length=MAX_CHANNEL_Q_LENGTH, pattern=r"\S")] | None = Field(
         default=None, description="Only channels whose title has a word starting with this text."
     )
     limit: Limit = DEFAULT_LIMIT
 
 
-class NoParams(_Params):
+class NoParams(Params):
     """Endpoints without query parameters: any parameter is unknown."""
 
 
-class VideoPathParams(_Params):
+class VideoPathParams(Params):
     video_id: str = Field(pattern=VIDEO_ID_PATTERN, description="The 11-character YouTube video id.")
 
 
-ParamsT = TypeVar("ParamsT", bound=_Params)
+ParamsT = TypeVar("ParamsT", bound=Params)
 
 
-def parse_query_string(raw_query: str, model: type[ParamsT]) -> ParamsT:
-    """Validate the raw (still percent-encoded) query string against ``model``."""
+def parse_query_string(raw_query: str, model: type[ParamsT], path_values: Mapping[str, str] | None = None) -> ParamsT:
+    """Validate the raw (still percent-encoded) query string against ``model``.
+
+    ``path_values`` are the parameters that came in the path (``{video_id}``): fields of the model
+    too, but never accepted from the query string.
+    """
+    path_values = path_values or {}
     try:
         pairs = parse_qsl(
             raw_query, keep_blank_values=True, strict_parsing=False, errors="strict", max_num_fields=MAX_QUERY_FIELDS
@@ -157,7 +209,7 @@ def parse_query_string(raw_query: str, model: type[ParamsT]) -> ParamsT:
     values: dict[str, list[str]] = {}
     for name, value in pairs:
         values.setdefault(name, []).append(value)
-    fields = model.model_fields
+    fields = [name for name in model.model_fields if name not in path_values]
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise invalid(unknown[0], f"unknown parameter(s): {', '.join(unknown)}; allowed: {', '.join(fields)}")
@@ -169,7 +221,7 @@ def parse_query_string(raw_query: str, model: type[ParamsT]) -> ParamsT:
             raise invalid(name, f"{name} given {len(given)} times; give it once")
         else:
             data[name] = given[0]
-    return validate_params(model, data)
+    return validate_params(model, data | dict(path_values))
 
 
 def validate_params(model: type[ParamsT], data: dict[str, Any]) -> ParamsT:
@@ -177,6 +229,8 @@ def validate_params(model: type[ParamsT], data: dict[str, Any]) -> ParamsT:
         return model.model_validate(data)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
+        if error["type"] == _RULE:
+            raise invalid(str(error.get("ctx", {})["parameter"]), error["msg"]) from None
         name = str(error["loc"][0]) if error["loc"] else "query"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
@@ -184,6 +238,6 @@ def validate_params(model: type[ParamsT], data: dict[str, Any]) -> ParamsT:
         raise invalid(name, f"{name}: {message}") from None
 
 
-def _is_list_field(model: type[_Params], name: str) -> bool:
+def _is_list_field(model: type[Params], name: str) -> bool:
     annotation = model.model_fields[name].annotation
     return getattr(annotation, "__origin__", None) is list

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from services.api.backend import Stores
-from services.api.search import StoreUnavailableError
+from services.api.stores import Stores
+from services.common.errors import StoreUnavailableError
 from services.common.fetcher_state import (
     BUDGET_COLLECTION,
     BUDGET_ID,

@@ -19,7 +19,6 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import multiprocess
 
@@ -28,6 +27,7 @@ from services.api.cursors import SECRET_FILE_NAME, load_or_create_secret
 from services.api.metrics import MULTIPROC_ENV
 from services.api.settings import Settings
 from services.common.logs import configure_logging
+from services.common.service_app import run_service
 from services.common.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -43,13 +43,14 @@ class _StopRequestedError(Exception):
 
 
 def serve(settings: Settings, *, reuse_port: bool) -> None:
-    web.run_app(
+    """Serve the API in this process; a port that cannot be bound stops it with one clear line."""
+    run_service(
         create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        reuse_port=reuse_port or None,
-        print=None,
-        access_log=None,
+        settings.api_host,
+        settings.api_port,
+        "API_PORT",
+        reuse_port=reuse_port,
+        access_log=False,
     )
 
 

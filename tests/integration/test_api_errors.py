@@ -205,7 +205,7 @@ async def test_an_unexpected_exception_is_500_with_the_request_id_and_no_traceba
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(ElasticsearchStore, "page", explode)
-    with caplog.at_level(logging.ERROR, logger="services.api.app"):
+    with caplog.at_level(logging.ERROR, logger="services.api.middleware"):
         response = await api.get("/api/v1/videos", headers={"X-Request-Id": "req-12345"})
     text = await response.text()
     error = await _error(response, 500, "internal")

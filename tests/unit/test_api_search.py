@@ -4,16 +4,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.api.es_store import text_query
+from services.api.buckets import HistogramTooLargeError, fill_buckets
 from services.api.mongo_store import mongo_text_search
-from services.api.search import (
-    HistogramTooLargeError,
-    fill_buckets,
-    format_timestamp_ms,
-    parse_text_query,
-    to_ms,
-)
-from services.api.videos import public_video
+from services.api.video_shape import public_video
+from services.common.timefmt import format_epoch_ms, to_epoch_ms
+from services.common.video_query import parse_text_query, text_query
 
 
 @pytest.mark.parametrize(
@@ -64,14 +59,14 @@ def test_mongo_text_search_requires_every_word(q: str, search: str | None) -> No
 
 
 def test_timestamps_are_utc_with_z_and_milliseconds_only_when_present() -> None:
-    assert format_timestamp_ms(to_ms(datetime(2026, 11, 24, 12, tzinfo=UTC))) == "2026-11-24T12:00:00Z"
-    assert format_timestamp_ms(1764000000123) == "2025-11-24T16:00:00.123Z"
-    assert format_timestamp_ms(to_ms(datetime(1901, 1, 1, tzinfo=UTC))) == "1901-01-01T00:00:00Z"
+    assert format_epoch_ms(to_epoch_ms(datetime(2026, 11, 24, 12, tzinfo=UTC))) == "2026-11-24T12:00:00Z"
+    assert format_epoch_ms(1764000000123) == "2025-11-24T16:00:00.123Z"
+    assert format_epoch_ms(to_epoch_ms(datetime(1901, 1, 1, tzinfo=UTC))) == "1901-01-01T00:00:00Z"
 
 
 def test_histogram_buckets_are_dense_and_bounded() -> None:
     hour = 3_600_000
-    start = to_ms(datetime(2026, 11, 24, tzinfo=UTC))
+    start = to_epoch_ms(datetime(2026, 11, 24, tzinfo=UTC))
     buckets = fill_buckets({start: 2, start + 3 * hour: 1}, "hour", None, None)
     assert [b["count"] for b in buckets] == [2, 0, 0, 1]
     assert buckets[1]["start"] == "2026-11-24T01:00:00Z"

@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.api.search import format_timestamp_ms, to_ms
 from services.common.events import video_url
-from services.common.timefmt import parse_rfc3339
+from services.common.timefmt import format_epoch_ms, parse_rfc3339, to_epoch_ms
 
+# The fields a public video is built from.
+VIDEO_SOURCE_FIELDS = (
+    "video_id",
+    "title",
+    "description",
+    "published_at",
+    "channel_id",
+    "channel_title",
+    "thumbnails",
+    "duration_seconds",
+    "view_count",
+)
 _THUMBNAIL_NAMES = ("default", "medium", "high")
 
 
@@ -17,7 +28,7 @@ def published_ms(doc: dict[str, Any]) -> int:
     if isinstance(published, str):
         published = parse_rfc3339(published)
     assert isinstance(published, datetime)
-    return to_ms(published)
+    return to_epoch_ms(published)
 
 
 def public_video(doc: dict[str, Any], published_at_ms: int | None = None) -> dict[str, Any]:
@@ -33,7 +44,7 @@ def public_video(doc: dict[str, Any], published_at_ms: int | None = None) -> dic
         "video_id": video_id,
         "title": doc.get("title") or "",
         "description": doc.get("description") or "",
-        "published_at": format_timestamp_ms(published_ms(doc) if published_at_ms is None else published_at_ms),
+        "published_at": format_epoch_ms(published_ms(doc) if published_at_ms is None else published_at_ms),
         "channel_id": doc.get("channel_id") or "",
         "channel_title": doc.get("channel_title") or "",
         "thumbnails": thumbnails,

@@ -15,7 +15,7 @@ from typing import Literal, TypeVar
 from services.api.es_store import ElasticsearchStore
 from services.api.metrics import ApiMetrics
 from services.api.mongo_store import MongoStore
-from services.api.search import StoreUnavailableError
+from services.common.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ PROBE_INTERVAL_SECONDS = 1.0
 
 
 class Stores:
+    """The two stores, which of them serves now, and the timing of every call to them."""
+
     def __init__(self, es: ElasticsearchStore, mongo: MongoStore, metrics: ApiMetrics) -> None:
         self.es = es
         self.mongo = mongo
@@ -34,10 +36,6 @@ class Stores:
     @property
     def es_available(self) -> bool:
         return self._es_down_reason is None
-
-    @property
-    def es_down_reason(self) -> str | None:
-        return self._es_down_reason
 
     def mark_es_down(self, reason: str) -> None:
         if self._es_down_reason is None:

@@ -1,0 +1,1 @@
+"""The endpoints' handlers, one module per resource; services/api/routes.py says which path runs which."""
