@@ -34,7 +34,7 @@ class FastJsonSerializer(JsonSerializer):
 
 
 class ElasticsearchStore:
-    name = "elasticsearch"
+    """The read model's answers, from the videos alias."""
 
     def __init__(self, client: AsyncElasticsearch, alias: str, pit_keep_alive_seconds: int) -> None:
         self._es = client

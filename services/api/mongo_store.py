@@ -76,7 +76,7 @@ def mongo_filter(filters: Filters, snapshot_ms: int | None) -> dict[str, Any]:
 
 
 class MongoStore:
-    name = "mongodb"
+    """The same answers from the videos collection, in the same order and cursor format."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._db = db
