@@ -70,7 +70,7 @@ SCREENSHOTS = PROJECT_ROOT / ".local" / "screenshots"
 QUERIES = ["cricket", "football"]
 DESKTOP: ViewportSize = {"width": 1366, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
-# The dashboard's page size (static/js/main.js PAGE_SIZE).
+# The dashboard's page size (static/js/list.js PAGE_SIZE).
 PAGE_SIZE = 24
 
 CHANNELS = {

@@ -1,6 +1,7 @@
 // Channel typeahead (WAI-ARIA combobox with a listbox popup) over /api/v1/channels.
 
 import { getJson, isAbort } from "./api.js";
+import { MAX_CHANNEL_Q_LENGTH, MAX_LIMIT } from "./contract.js";
 import { clear, debounce, h } from "./dom.js";
 import { formatCount } from "./format.js";
 
@@ -61,11 +62,11 @@ export function createChannelPicker({ input, listbox, excluded, onPick, remember
   }
 
   async function search() {
-    const text = input.value.trim().slice(0, 100);
+    const text = input.value.trim().slice(0, MAX_CHANNEL_Q_LENGTH);
     const mine = ++seq;
     if (controller) controller.abort();
     controller = new AbortController();
-    const params = new URLSearchParams({ limit: String(SUGGESTIONS + excluded().length) });
+    const params = new URLSearchParams({ limit: String(Math.min(MAX_LIMIT, SUGGESTIONS + excluded().length)) });
     if (text) params.set("q", text);
     try {
       const { body } = await getJson("/api/v1/channels", params, { signal: controller.signal });

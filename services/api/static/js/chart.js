@@ -1,21 +1,38 @@
 // The upload-rate chart: hand-drawn SVG bars, one per UTC hour or day. A bar is a button (mouse,
 // Enter or Space): choosing it narrows the date range to that bucket. Arrow keys move between bars.
 
+import { INTERVAL_MS } from "./contract.js";
 import { clear, h, svg } from "./dom.js";
 import { formatBucket, formatTick, plural } from "./format.js";
 
 const HEIGHT = 150;
 const PHONE_HEIGHT = 120;
 const PAD = { top: 14, right: 10, bottom: 24, left: 36 };
-export const INTERVAL_MS = { hour: 3600e3, day: 86400e3 };
 
-function niceCeiling(value) {
+// The top of the value axis: the smallest "round" number (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a
+// power of ten) at or above the tallest bar.
+export function niceCeiling(value) {
   if (value <= 4) return Math.max(1, value);
   const power = 10 ** Math.floor(Math.log10(value));
   for (const step of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) {
     if (step * power >= value) return step * power;
   }
   return 10 * power;
+}
+
+// The chart's geometry for these bucket counts in a container this wide (pure: no DOM).
+export function layout(counts, containerWidth) {
+  const width = Math.max(240, Math.floor(containerWidth));
+  const height = width < 500 ? PHONE_HEIGHT : HEIGHT;
+  const innerW = width - PAD.left - PAD.right;
+  const innerH = height - PAD.top - PAD.bottom;
+  const max = niceCeiling(Math.max(...counts, 1));
+  const slot = innerW / counts.length;
+  const barW = Math.max(1, slot > 6 ? slot * 0.78 : slot - 1);
+  const y = (count) => PAD.top + innerH - (count / max) * innerH;
+  // About one time label per 90 px, on every n-th bar.
+  const tickEvery = Math.max(1, Math.ceil(counts.length / Math.max(2, Math.floor(innerW / 90))));
+  return { width, height, innerH, max, slot, barW, y, tickEvery };
 }
 
 export function createChart(container, readout, { onSelect }) {
@@ -46,15 +63,11 @@ export function createChart(container, readout, { onSelect }) {
   }
 
   function draw() {
-    const width = Math.max(240, Math.floor(container.clientWidth));
-    const height = width < 500 ? PHONE_HEIGHT : HEIGHT;
-    const innerW = width - PAD.left - PAD.right;
-    const innerH = height - PAD.top - PAD.bottom;
     const { buckets } = data;
-    const max = niceCeiling(Math.max(...buckets.map((b) => b.count), 1));
-    const slot = innerW / buckets.length;
-    const barW = Math.max(1, slot > 6 ? slot * 0.78 : slot - 1);
-    const y = (count) => PAD.top + innerH - (count / max) * innerH;
+    const { width, height, innerH, max, slot, barW, y, tickEvery } = layout(
+      buckets.map((b) => b.count),
+      container.clientWidth,
+    );
 
     const chart = svg("svg", {
       class: "chart-svg",
@@ -71,7 +84,6 @@ export function createChart(container, readout, { onSelect }) {
         chart.append(svg("text", { class: "axis-label", x: PAD.left - 6, y: at + 4, "text-anchor": "end" }, String(value)));
       }
     }
-    const tickEvery = Math.max(1, Math.ceil(buckets.length / Math.max(2, Math.floor(innerW / 90))));
     const tabStop = focusIndex >= 0 && focusIndex < buckets.length ? focusIndex : buckets.length - 1;
     buckets.forEach((bucket, i) => {
       const x = PAD.left + i * slot;

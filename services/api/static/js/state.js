@@ -1,11 +1,11 @@
-// The view's state (filters and sort) and its one home: the page URL.
-// URL parameters use the API's own names, so a shared link reads like the API call behind it.
+// The filters and sort the reader chose, their one home (the page URL), and the API parameters
+// they mean. URL parameters use the API's own names, so a shared link reads like the API call behind it.
+// Pure functions: no DOM, no clock other than the one passed in.
 
-export const SORTS = ["-published_at", "published_at", "relevance"];
-export const DEFAULT_SORT = "-published_at";
+import { CHANNEL_ID_PATTERN, DEFAULT_SORT, MAX_Q_LENGTH, SORTS } from "./contract.js";
+
+// The quick picks of the "Published" select (the range parameter), as spans back from now.
 export const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3 };
-export const MAX_Q_LENGTH = 200;
-const CHANNEL_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function emptyState() {
   return { q: "", channels: [], range: "", after: null, before: null, query: "", sort: DEFAULT_SORT };
@@ -22,7 +22,7 @@ export function stateFromUrl(search) {
   const params = new URLSearchParams(search);
   const state = emptyState();
   state.q = (params.get("q") || "").slice(0, MAX_Q_LENGTH);
-  state.channels = [...new Set(params.getAll("channel_id").filter((id) => CHANNEL_ID.test(id)))];
+  state.channels = [...new Set(params.getAll("channel_id").filter((id) => CHANNEL_ID_PATTERN.test(id)))];
   const range = params.get("range");
   if (range && Object.hasOwn(RANGES, range)) {
     state.range = range;
@@ -79,6 +79,14 @@ export function hasFilters(state) {
   return Boolean(state.q.trim() || state.channels.length || state.range || state.query);
 }
 
-export function sameState(a, b) {
-  return urlFromState(a) === urlFromState(b);
+// How many filters other than the search words are set (the phone's "Edit (N set)" button).
+export function activeFilterCount(state) {
+  return [state.channels.length > 0, Boolean(state.range), Boolean(state.query), state.sort !== DEFAULT_SORT].filter(Boolean).length;
+}
+
+// The start of the chart bucket the custom range is exactly (a bar chosen on the chart), else null.
+export function selectedBucket(state, widthMs) {
+  if (state.range !== "custom" || !state.after || !state.before) return null;
+  const start = Date.parse(state.after);
+  return Date.parse(state.before) === start + widthMs - 1 ? start : null;
 }

@@ -40,7 +40,7 @@ function lastPollItem(fetcher) {
 }
 
 function queueItem(indexer) {
-  const { queue, dead_letters: dead } = indexer;
+  const { queue } = indexer;
   if (queue.messages === null) {
     return item("Indexer queue", "unknown", { tone: "warn", detail: queue.error, name: "queue" });
   }

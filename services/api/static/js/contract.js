@@ -1,0 +1,17 @@
+// The values the dashboard shares with the API's parameter rules: copies of the Python ones, which
+// tests/unit/test_dashboard_constants.py compares with the API's parameter schema (it fails when a
+// copy here drifts). index.html repeats two of them (the search box's maxlength, the sort options).
+
+// The sort orders of /api/v1/videos, and its default.
+export const SORTS = ["-published_at", "published_at", "relevance"];
+export const DEFAULT_SORT = "-published_at";
+// The longest q the API accepts on /api/v1/videos and /api/v1/histogram.
+export const MAX_Q_LENGTH = 200;
+// The longest q the API accepts on /api/v1/channels.
+export const MAX_CHANNEL_Q_LENGTH = 100;
+// What a channel_id must look like.
+export const CHANNEL_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+// The largest page (limit) of any list endpoint.
+export const MAX_LIMIT = 100;
+// The width of a histogram bucket per interval.
+export const INTERVAL_MS = { hour: 3600e3, day: 86400e3 };
