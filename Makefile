@@ -8,6 +8,9 @@ UV_VERSION := 0.13.9
 # swagger-ui-dist from the npm registry, for the API's /api/docs (target api-viewer below).
 API_VIEWER_VERSION := 5.35.0
 API_VIEWER := .local/api-viewer/.installed-$(API_VIEWER_VERSION)
+# ESLint from the npm registry, for the dashboard's JavaScript (targets eslint and lint below).
+ESLINT_VERSION := 9.39.5
+ESLINT := .local/eslint/.installed-$(ESLINT_VERSION)
 
 .PHONY: help install up down status run test lint typecheck pytest unit integration e2e lock clean soak audit
 
@@ -45,9 +48,10 @@ status: install
 run: up
 	@./deploy/run.sh
 
-lint: install
+lint: install $(ESLINT)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	.local/eslint/node_modules/.bin/eslint --max-warnings 0 services/api/static/js tests/js eslint.config.mjs
 
 typecheck: install
 	$(VENV)/bin/mypy services deploy tests
@@ -55,7 +59,7 @@ typecheck: install
 pytest: install browser
 	$(VENV)/bin/pytest -p no:cacheprovider
 
-test: install up lint typecheck audit-if-reachable pytest
+test: install up lint jstest typecheck audit-if-reachable pytest
 
 unit: install
 	$(VENV)/bin/pytest -p no:cacheprovider tests/unit
@@ -94,6 +98,21 @@ bench-api: up
 	@command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get install -y -qq wrk || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }; }
 	$(PY) -m deploy.bench.api
+
+# The dashboard's JavaScript: ESLint (eslint.config.mjs) at a pinned version, installed into the
+# git-ignored .local/ like the API viewer; and the pure modules' unit tests (tests/js) with Node's
+# own test runner, in en-US and UTC so that formatted numbers and times are fixed.
+.PHONY: eslint jstest
+eslint: $(ESLINT)
+
+$(ESLINT):
+	rm -rf .local/eslint && mkdir -p .local/eslint
+	npm install --prefix .local/eslint --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
+		eslint@$(ESLINT_VERSION) @eslint/js@$(ESLINT_VERSION)
+	@touch $@
+
+jstest:
+	TZ=UTC LC_ALL=en_US.UTF-8 node --test tests/js/*.test.js
 
 # The fetcher's quota spent per new video and freshness (deploy/bench/fetcher.py); results in
 # .local/bench/fetcher.json.
