@@ -42,7 +42,7 @@ from services.common.catalogue import VIDEOS_COLLECTION, ensure_mongo_indexes
 from services.common.events import Thumbnail, VideoEvent
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
-from services.indexer.store import new_document
+from services.indexer.mongo_documents import new_document
 from services.youtube_emulator.content import CHANNEL_NAMES, make_text, search_snippet
 
 RESULTS = PROJECT_ROOT / ".local" / "bench" / "indexer.json"

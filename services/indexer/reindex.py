@@ -21,7 +21,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,9 +39,11 @@ from services.common.catalogue import (
     index_version,
     versioned_index_name,
 )
+from services.common.errors import StoreUnavailableError
 from services.common.timefmt import utc_now
+from services.indexer.es_bulk import bulk_index
+from services.indexer.mongo_documents import MONGO_SEARCH_PROJECTION
 from services.indexer.settings import Settings
-from services.indexer.store import StoreUnavailableError, bulk_index, iterate_documents
 
 logger = logging.getLogger(__name__)
 
@@ -212,3 +214,25 @@ async def _copy(
     except ExceptionGroup as failed:
         raise failed.exceptions[0] from None
     return result
+
+
+async def iterate_documents(
+    db: AsyncDatabase[dict[str, Any]], query: Mapping[str, Any], batch_size: int, *, in_id_order: bool = True
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Stream video documents (search fields only), ``batch_size`` at a time.
+
+    In ``_id`` order (stable under updates), every document that existed when the scan began is
+    returned exactly once, with its state at the time it is read. Without it, a filtered scan runs as
+    a plain collection scan instead of walking the ``_id`` index and fetching every document.
+    """
+    cursor = db[VIDEOS_COLLECTION].find(query, MONGO_SEARCH_PROJECTION, batch_size=batch_size)
+    if in_id_order:
+        cursor = cursor.sort("_id", 1)
+    chunk: list[dict[str, Any]] = []
+    async for doc in cursor:
+        chunk.append(doc)
+        if len(chunk) >= batch_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -27,9 +27,9 @@ from services.common.catalogue import VIDEOS_COLLECTION, ensure_mongo_indexes
 from services.common.events import VideoEvent
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import QueueNames
+from services.indexer.mongo_documents import new_document
 from services.indexer.reindex import reindex
 from services.indexer.settings import Settings
-from services.indexer.store import new_document
 from tests.factories import make_event
 from tests.integration.indexer_support import (
     IndexerProcess,

@@ -17,8 +17,9 @@ from services.common.catalogue import (
     ensure_mongo_indexes,
     ensure_search_index,
 )
+from services.common.errors import StoreUnavailableError
 from services.common.timefmt import parse_rfc3339
-from services.indexer.store import StoreUnavailableError, VideoWriter
+from services.indexer.store import VideoWriter
 from tests.conftest import free_port
 from tests.factories import make_event
 

@@ -18,14 +18,10 @@ from aiohttp.test_utils import TestServer
 from elasticsearch import AsyncElasticsearch
 from pymongo.errors import BulkWriteError
 
+from services.common.errors import StoreUnavailableError
 from services.indexer.__main__ import parse_args
-from services.indexer.store import (
-    MAX_BULK_BYTES,
-    StoreUnavailableError,
-    _sort_write_errors,
-    bulk_bodies,
-    bulk_index,
-)
+from services.indexer.es_bulk import MAX_BULK_BYTES, bulk_bodies, bulk_index
+from services.indexer.mongo_errors import sort_write_errors
 
 Answer = Callable[[list[dict[str, Any]]], tuple[int, dict[str, Any]]]
 DOCS = [{"video_id": f"video{n:06d}", "rev": 1, "title": "t"} for n in range(3)]
@@ -170,13 +166,13 @@ def _bulk_error(
 )
 def test_mongodb_not_primary_shutting_down_or_conflicting_is_an_outage(code: int, name: str) -> None:
     with pytest.raises(StoreUnavailableError):
-        _sort_write_errors(_bulk_error([{"index": 0, "code": code, "errmsg": name}]), [7], {})
+        sort_write_errors(_bulk_error([{"index": 0, "code": code, "errmsg": name}]), [7], {})
 
 
 def test_a_write_concern_failure_is_an_outage() -> None:
     error = _bulk_error([], [{"code": 64, "errmsg": "waiting for replication timed out"}])
     with pytest.raises(StoreUnavailableError):
-        _sort_write_errors(error, [0], {})
+        sort_write_errors(error, [0], {})
 
 
 def test_duplicates_are_retried_as_merges_and_validation_failures_rejected() -> None:
@@ -187,7 +183,7 @@ def test_duplicates_are_retried_as_merges_and_validation_failures_rejected() -> 
             {"index": 2, "code": 121, "errmsg": "Document failed validation"},
         ]
     )
-    assert _sort_write_errors(error, [10, 11, 12], rejected) == [10]
+    assert sort_write_errors(error, [10, 11, 12], rejected) == [10]
     assert rejected == {12: "mongodb 121: Document failed validation"}
 
 

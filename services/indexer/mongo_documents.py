@@ -1,0 +1,88 @@
+"""The MongoDB video document: a first snapshot as a new document, a later one as a merge pipeline.
+
+Idempotence: documents key on ``video_id``; a snapshot older than the stored one (``fetched_at``)
+leaves the video's fields alone but still merges the query that found it. Every write bumps
+``rev``, which Elasticsearch receives as the document's external version.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from services.common.catalogue import SEARCH_DOCUMENT_FIELDS
+from services.common.events import VideoEvent
+from services.common.timefmt import truncate_to_ms
+
+# Fields a newer snapshot replaces. Query membership and first/updated times are merged separately.
+SNAPSHOT_FIELDS = (
+    "title",
+    "description",
+    "published_at",
+    "channel_id",
+    "channel_title",
+    "thumbnails",
+    "live_broadcast_content",
+    "duration_seconds",
+    "view_count",
+    "like_count",
+    "tags",
+    "fetched_at",
+)
+# Enrichment a snapshot may lack (e.g. videos.list failed): keep what is known instead of nulling it.
+_KEEP_WHEN_MISSING = frozenset({"duration_seconds", "view_count", "like_count", "tags"})
+
+# What is read back from MongoDB to build the Elasticsearch document. ``indexed_at`` in the index is
+# the MongoDB ``updated_at`` of the write, so a reindex reproduces it exactly (the API's walks rely on it).
+MONGO_SEARCH_PROJECTION: dict[str, Any] = {
+    "_id": 0,
+    "updated_at": 1,
+    **{name: 1 for name in SEARCH_DOCUMENT_FIELDS if name != "indexed_at"},
+}
+
+
+def _snapshot(event: VideoEvent) -> dict[str, Any]:
+    snapshot: dict[str, Any] = {name: getattr(event, name) for name in SNAPSHOT_FIELDS}
+    snapshot["thumbnails"] = {name: thumb.model_dump() for name, thumb in event.thumbnails.items()}
+    return snapshot
+
+
+def new_document(event: VideoEvent, now: datetime) -> dict[str, Any]:
+    """The MongoDB document of a video's first snapshot: what the merge pipeline makes of nothing."""
+    doc = _snapshot(event)
+    doc |= {"video_id": event.video_id, "queries": [event.query], "first_seen_at": now, "updated_at": now, "rev": 1}
+    # MongoDB keeps milliseconds: the copy sent to Elasticsearch must equal what a read (or a reindex)
+    # of the stored document gives.
+    for name in ("published_at", "fetched_at"):
+        doc[name] = truncate_to_ms(doc[name])
+    return doc
+
+
+def merge_pipeline(event: VideoEvent, now: datetime) -> list[dict[str, Any]]:
+    """An update pipeline that merges one snapshot into the stored document atomically."""
+    snapshot = _snapshot(event)
+    is_newer = {
+        "$or": [
+            {"$eq": [{"$type": "$fetched_at"}, "missing"]},
+            {"$gte": [{"$literal": event.fetched_at}, "$fetched_at"]},
+        ]
+    }
+    fields: dict[str, Any] = {}
+    for name in SNAPSHOT_FIELDS:
+        # $literal: stored text must never be read as an expression (a title may start with "$").
+        value: Any = {"$literal": snapshot[name]}
+        if name in _KEEP_WHEN_MISSING and snapshot[name] is None:
+            value = {"$ifNull": [f"${name}", None]}
+        fields[name] = {"$cond": [is_newer, value, f"${name}"]}
+    return [
+        {
+            "$set": {
+                **fields,
+                "video_id": {"$literal": event.video_id},
+                "queries": {"$setUnion": [{"$ifNull": ["$queries", []]}, [{"$literal": event.query}]]},
+                "first_seen_at": {"$ifNull": ["$first_seen_at", {"$literal": now}]},
+                "updated_at": {"$literal": now},
+                "rev": {"$add": [{"$ifNull": ["$rev", 0]}, 1]},
+            }
+        }
+    ]
