@@ -1,1 +1,1 @@
-"""The indexer: stores the videos from RabbitMQ in MongoDB and Elasticsearch, in idempotent batches."""
+"""The indexer: RabbitMQ video events into MongoDB and Elasticsearch (``python -m services.indexer``)."""

@@ -17,7 +17,8 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from services.common.service_app import add_readiness_check, add_service_routes
-from services.indexer.consumer import BatchIndexer, IndexerMetrics
+from services.indexer.consumer import BatchIndexer
+from services.indexer.metrics import IndexerMetrics
 from services.indexer.settings import Settings
 from services.indexer.store import VideoWriter
 

@@ -20,8 +20,8 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from services.common.topology import QueueNames, declare_index_queue
-from services.indexer.consumer import ATTEMPTS_HEADER, DEAD_REASON_HEADER
 from services.indexer.settings import Settings
+from services.indexer.settlement import ATTEMPTS_HEADER, DEAD_REASON_HEADER
 
 logger = logging.getLogger(__name__)
 

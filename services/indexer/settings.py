@@ -1,3 +1,5 @@
+"""The indexer's settings: batching, concurrency, retries and shutdown of the consumer; reindex's sizes and timing."""
+
 from __future__ import annotations
 
 from pydantic import Field

@@ -24,7 +24,8 @@ from services.common.catalogue import VIDEOS_COLLECTION
 from services.common.events import VideoEvent
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
-from services.indexer.consumer import BatchIndexer, IndexerMetrics
+from services.indexer.consumer import BatchIndexer
+from services.indexer.metrics import IndexerMetrics
 from services.indexer.settings import Settings
 from services.indexer.store import VideoWriter
 from tests.conftest import free_port

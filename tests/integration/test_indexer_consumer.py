@@ -20,8 +20,8 @@ from services.common.catalogue import (
 )
 from services.common.settings import StackSettings
 from services.common.topology import QueueNames
-from services.indexer.consumer import ATTEMPTS_HEADER, DEAD_REASON_HEADER
 from services.indexer.settings import Settings
+from services.indexer.settlement import ATTEMPTS_HEADER, DEAD_REASON_HEADER
 from tests.factories import make_event
 from tests.integration.indexer_support import (
     bodies,

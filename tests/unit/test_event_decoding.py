@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.common.events import VideoEvent
-from services.indexer.consumer import decode_event
+from services.indexer.decoding import decode_event
 
 EVENT = VideoEvent(
     video_id="aB3dE5fG7hI",
