@@ -6,13 +6,10 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import Any
 
-from aiohttp import web
-from elasticsearch import AsyncElasticsearch
-from pymongo import AsyncMongoClient
-
+from services.common.clients import BATCH_ES_TIMEOUT_SECONDS, BATCH_MONGO_TIMEOUT_MS, open_elasticsearch, open_mongo
 from services.common.logs import configure_logging
+from services.common.service_app import run_service
 from services.common.settings import load_settings
 from services.indexer.app import create_app
 from services.indexer.reindex import reindex
@@ -55,19 +52,15 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "replay-dead":
         asyncio.run(replay_dead(settings, dry_run=args.dry_run, limit=args.limit, out=sys.stdout))
     else:
-        web.run_app(create_app(settings), host=settings.indexer_host, port=settings.indexer_port, print=None)
+        run_service(create_app(settings), settings.indexer_host, settings.indexer_port, "INDEXER_PORT")
 
 
 async def _reindex(settings: Settings) -> None:
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=10_000
-    )
-    es = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=120)
-    try:
+    async with (
+        open_mongo(settings.mongodb_url, BATCH_MONGO_TIMEOUT_MS) as mongo,
+        open_elasticsearch(settings.elasticsearch_url, BATCH_ES_TIMEOUT_SECONDS) as es,
+    ):
         report = await reindex(settings, mongo[settings.mongodb_database], es, progress=True)
-    finally:
-        await es.close()
-        await mongo.close()
     logger.info(
         "reindex done",
         extra={

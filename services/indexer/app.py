@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-import aio_pika
 import pymongo
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiohttp import web
@@ -16,6 +14,13 @@ from elasticsearch import AsyncElasticsearch
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
+from services.common.clients import (
+    SERVICE_ES_TIMEOUT_SECONDS,
+    SERVICE_MONGO_TIMEOUT_MS,
+    open_amqp,
+    open_elasticsearch,
+    open_mongo,
+)
 from services.common.service_app import add_readiness_check, add_service_routes
 from services.indexer.consumer import BatchIndexer
 from services.indexer.metrics import IndexerMetrics
@@ -47,26 +52,21 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def _mongo_ctx(app: web.Application) -> AsyncIterator[None]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        app[SETTINGS].mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
-    )
-    app[MONGO] = client
-    yield
-    await client.close()
+    async with open_mongo(app[SETTINGS].mongodb_url, SERVICE_MONGO_TIMEOUT_MS) as client:
+        app[MONGO] = client
+        yield
 
 
 async def _elasticsearch_ctx(app: web.Application) -> AsyncIterator[None]:
-    client = AsyncElasticsearch(app[SETTINGS].elasticsearch_url, request_timeout=30)
-    app[ELASTICSEARCH] = client
-    yield
-    await client.close()
+    async with open_elasticsearch(app[SETTINGS].elasticsearch_url, SERVICE_ES_TIMEOUT_SECONDS) as client:
+        app[ELASTICSEARCH] = client
+        yield
 
 
 async def _amqp_ctx(app: web.Application) -> AsyncIterator[None]:
-    connection = await aio_pika.connect_robust(app[SETTINGS].amqp_url, client_properties={"connection_name": "indexer"})
-    app[AMQP] = connection
-    yield
-    await connection.close()
+    async with open_amqp(app[SETTINGS].amqp_url, connection_name="indexer") as connection:
+        app[AMQP] = connection
+        yield
 
 
 def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], AsyncIterator[None]]:
