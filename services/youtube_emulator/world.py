@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from services.youtube_emulator.content import CATEGORY_IDS, CHANNEL_NAMES, html_escape, make_text
+from services.youtube_emulator.content import CATEGORY_IDS, CHANNEL_NAMES, make_text
 from services.youtube_emulator.ids import MAX_INDEX, VideoIdCodec, channel_id, digest
 from services.youtube_emulator.settings import normalize_query
 
@@ -117,9 +117,6 @@ class Video:
         if self.broadcast is not None and now < self.broadcast.end:
             return "P0D"  # what YouTube reports for an upcoming or running broadcast
         return iso_duration(self.duration_seconds)
-
-    def search_title(self) -> str:
-        return html_escape(self.title)
 
 
 _RankKey = Callable[[Video], tuple[int | str, str]]
