@@ -1,6 +1,6 @@
-"""Local stack: real RabbitMQ, MongoDB and Elasticsearch servers on this machine, without Docker.
+"""Local stack: real RabbitMQ, MongoDB, Elasticsearch and Prometheus on this machine, without Docker.
 
-    python -m deploy.localstack up|down|status [--only rabbitmq,mongodb,elasticsearch]
+    python -m deploy.localstack up|down|status [--only rabbitmq,mongodb,elasticsearch,prometheus]
 
 Ports come from the settings the services read (AMQP_URL, MONGODB_URL, ELASTICSEARCH_URL); data,
 logs and the record of what ``up`` started live under STATE_DIR (default ``<project>/.local``).
@@ -11,7 +11,8 @@ so a second clone does not download again.
   harmless. What it starts is recorded in ``<state>/run/<server>.json`` (written before the
   readiness wait, so the record survives a crash of this script).
 * ``down`` stops only what ``up`` started, and copes with stale records (process already gone).
-* ``status`` prints one line per server; it exits 3 when a selected server is down.
+* ``status`` prints one line per server; it exits 3 when a data server is down, or any server
+  named with ``--only`` (Prometheus, which nothing else needs, does not count otherwise).
 
 Every server listens on 127.0.0.1 only. Elasticsearch refuses to run as root: it runs as the system
 user ``tubewatch-es`` from a shared install in ``/opt/tubewatch`` with per-clone data under
@@ -21,8 +22,8 @@ Modules:
 
 * ``cli`` parses the command line and runs up/down/status over the selected servers;
 * ``server`` holds the lifecycle every server shares (reuse, start, wait, stop, status line);
-* ``rabbitmq``, ``mongodb``, ``elasticsearch`` each know how to install, start, check and stop
-  their server;
+* ``rabbitmq``, ``mongodb``, ``elasticsearch``, ``prometheus`` each know how to install, start,
+  check and stop their server; ``prometheus_config`` generates Prometheus's configuration;
 * ``config`` reads the settings into endpoints and folders; ``records`` keeps what ``up`` started;
   ``processes`` inspects and stops processes and ports; ``downloads`` fetches, verifies and
   installs what the servers need.

@@ -1,8 +1,9 @@
 """The command line: ``up``, ``down`` or ``status`` over the selected servers, in stack order.
 
-``up`` goes RabbitMQ, MongoDB, Elasticsearch and ``down`` the reverse, under a lock on the state
-dir; one server failing does not stop the others. Exit codes: 0 done, 1 a server failed, 2 bad
-arguments, 3 ``status`` found a server down, 130 interrupted.
+``up`` goes RabbitMQ, MongoDB, Elasticsearch, Prometheus and ``down`` the reverse, under a lock on
+the state dir; one server failing does not stop the others. Exit codes: 0 done, 1 a server failed,
+2 bad arguments, 3 ``status`` found a server down (a data server, or any server named with
+``--only``: Prometheus down alone does not fail a plain ``status``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,11 +19,17 @@ from deploy.localstack.config import Config, StackError, load_config
 from deploy.localstack.elasticsearch import Elasticsearch
 from deploy.localstack.mongodb import MongoDB
 from deploy.localstack.processes import file_lock
+from deploy.localstack.prometheus import Prometheus
 from deploy.localstack.rabbitmq import RabbitMQ
 from deploy.localstack.server import Server
 
 DESCRIPTION = (localstack.__doc__ or "").split("\n")[0]
-SERVER_CLASSES: dict[str, type[Server]] = {"rabbitmq": RabbitMQ, "mongodb": MongoDB, "elasticsearch": Elasticsearch}
+SERVER_CLASSES: dict[str, type[Server]] = {
+    "rabbitmq": RabbitMQ,
+    "mongodb": MongoDB,
+    "elasticsearch": Elasticsearch,
+    "prometheus": Prometheus,
+}
 SERVERS = tuple(SERVER_CLASSES)
 STATUS_DOWN = 3
 
@@ -41,8 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         type=parse_only,
-        default=list(SERVERS),
-        help="comma-separated subset of rabbitmq,mongodb,elasticsearch",
+        default=None,
+        help=f"comma-separated subset of {','.join(SERVERS)} (default: all)",
     )
     return parser.parse_args(argv)
 
@@ -74,10 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config()
-        servers = [SERVER_CLASSES[name](config) for name in args.only]
+        servers = [SERVER_CLASSES[name](config) for name in args.only or SERVERS]
         if args.command == "status":
-            up = [server.status() for server in servers]
-            return 0 if all(up) else STATUS_DOWN
+            # A server named with --only counts; otherwise only those the services need.
+            down = [server for server in servers if not server.status() and (args.only or server.required)]
+            return STATUS_DOWN if down else 0
         return change(args.command, servers, config)
     except (StackError, OSError) as exc:
         print(f"localstack: error: {exc}", file=sys.stderr)

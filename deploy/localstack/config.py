@@ -1,6 +1,7 @@
 """What the stack is configured to be: the servers' endpoints and the state, log and cache folders.
 
-Also holds ``StackError``, the one-line failure every part of the local stack raises.
+Also holds ``StackError``, the one-line failure every part of the local stack raises, and the
+settings only the local stack reads (Prometheus's port, intervals and rules folder).
 """
 
 from __future__ import annotations
@@ -11,12 +12,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from services.common.settings import StackSettings, load_settings
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.settings import (
+    PROJECT_ROOT,
+    FetcherPortSettings,
+    IndexerPortSettings,
+    StackSettings,
+    load_settings,
+)
 
 LOOPBACK = "127.0.0.1"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CLONE_DATA_ROOT = Path("/var/lib/tubewatch")
+
+
+# A Prometheus duration as the config file takes it: 15s, 1m, 500ms.
+PROMETHEUS_DURATION = r"^[1-9][0-9]*(ms|s|m|h)$"
+
+
+class PrometheusSettings(BaseSettings):
+    """What only the local stack's Prometheus reads (PROMETHEUS_PORT, ..._INTERVAL, PROMETHEUS_RULES_DIR)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    prometheus_scrape_interval: str = Field(default="15s", pattern=PROMETHEUS_DURATION)
+    prometheus_evaluation_interval: str = Field(default="15s", pattern=PROMETHEUS_DURATION)
+    # Tests point this at a copy of the rules with shorter ``for:``; the default is the committed rules.
+    prometheus_rules_dir: Path = PROJECT_ROOT / "deploy" / "prometheus" / "rules"
 
 
 class StackError(Exception):
@@ -47,6 +73,12 @@ class Config:
     replica_set: str
     es: Endpoint
     es_scheme: str
+    prometheus: Endpoint
+    # Prometheus job -> the port its service listens on (from API_PORT, FETCHER_PORT, ...).
+    scrape_ports: dict[str, int]
+    scrape_interval: str
+    evaluation_interval: str
+    rules_dir: Path
 
     @property
     def logs_dir(self) -> Path:
@@ -87,6 +119,7 @@ def load_config() -> Config:
     settings = load_settings(StackSettings)
     amqp = urlsplit(settings.amqp_url)
     query = parse_qs(urlsplit(settings.mongodb_url).query)
+    prometheus = load_settings(PrometheusSettings)
     return Config(
         state_dir=settings.state_dir.expanduser().resolve(),
         cache_dir=cache_dir(),
@@ -97,4 +130,14 @@ def load_config() -> Config:
         replica_set=query.get("replicaSet", ["rs0"])[0],
         es=_endpoint(settings.elasticsearch_url, 9200, "ELASTICSEARCH_URL"),
         es_scheme=urlsplit(settings.elasticsearch_url).scheme,
+        prometheus=Endpoint(LOOPBACK, prometheus.prometheus_port),
+        scrape_ports={
+            "api": settings.api_port,
+            "fetcher": load_settings(FetcherPortSettings).fetcher_port,
+            "indexer": load_settings(IndexerPortSettings).indexer_port,
+            "emulator": settings.emulator_port,
+        },
+        scrape_interval=prometheus.prometheus_scrape_interval,
+        evaluation_interval=prometheus.prometheus_evaluation_interval,
+        rules_dir=prometheus.prometheus_rules_dir.expanduser().resolve(),
     )

@@ -23,6 +23,8 @@ class Server:
     name = ""
     pid_file = ""
     ready_timeout = 60.0
+    # Needed by the services and tests: ``status`` exits 3 when it is down (others only if named).
+    required = True
 
     def __init__(self, config: Config) -> None:
         self.config = config
