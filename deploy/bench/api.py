@@ -1,7 +1,7 @@
 """``make bench-api``: the API's throughput and latency at 1,000,000 videos, measured with wrk.
 
 Loads ``--videos`` synthetic videos with the indexer's own Elasticsearch bulk helper
-(``services.indexer.store.bulk_index``) and a bulk MongoDB insert of the documents the indexer
+(``services.indexer.es_bulk.bulk_index``) and a bulk MongoDB insert of the documents the indexer
 would have stored, into a private database and alias; starts the API as production does
 (``python -m services.api`` with ``API_WORKERS``); walks a cursor ``--deep`` items deep; then runs
 ``wrk -t2 -c16`` for ``--seconds`` on each scenario: the first page, the deep page, a common-word
@@ -43,7 +43,7 @@ from tqdm import tqdm
 from services.common.catalogue import VIDEOS_COLLECTION, alias_indexes, ensure_mongo_indexes, ensure_search_index
 from services.common.events import Thumbnail, VideoEvent
 from services.common.settings import PROJECT_ROOT, StackSettings
-from services.indexer.store import bulk_index
+from services.indexer.es_bulk import bulk_index
 
 RESULTS = PROJECT_ROOT / ".local" / "bench" / "api.json"
 BENCH_NAME = "tubewatch-bench-api"
