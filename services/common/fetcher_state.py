@@ -1,14 +1,22 @@
 """The fetcher's shared state in MongoDB: written by the fetcher, read by the API's status pages.
 
-The API never calls the fetcher; it reads these documents. Keys appear only as fingerprints.
+The API never calls the fetcher; it reads these documents. Keys appear only as fingerprints. The
+planner's inputs are among them (each query's measured rates and costs, the budget and the bounds),
+and ``plan_from_state`` turns them into the plan the fetcher polls by, so the API shows that plan
+without asking the fetcher.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from services.common.freshness import FreshnessDigest, HourCounts
+from services.common.poll_plan import ItemInputs, PlanInputs, PollPlan, Scheduling, plan_polls
+from services.common.poll_stats import PollStats
 
 # One document per configured search query, _id = the query text.
 QUERY_STATE_COLLECTION = "fetcher_queries"
@@ -33,6 +41,44 @@ class WindowDoc(_StateDoc):
     before: AwareDatetime
 
 
+class PollStatsDoc(_StateDoc):
+    """The decayed sums behind a query's measured upload rate and cost (services/common/poll_stats.py)."""
+
+    videos: float = 0.0
+    video_seconds: float = 0.0
+    extra_calls: float = 0.0
+    call_seconds: float = 0.0
+    polls: int = 0
+
+    @classmethod
+    def of(cls, stats: PollStats) -> PollStatsDoc:
+        return cls(
+            videos=stats.videos,
+            video_seconds=stats.video_seconds,
+            extra_calls=stats.extra_calls,
+            call_seconds=stats.call_seconds,
+            polls=stats.polls,
+        )
+
+    def stats(self) -> PollStats:
+        return PollStats(self.videos, self.video_seconds, self.extra_calls, self.call_seconds, self.polls)
+
+
+class FreshnessHourDoc(_StateDoc):
+    """One clock hour of a query's delays: bin index (as text) -> videos (services/common/freshness.py)."""
+
+    hour: AwareDatetime
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+def freshness_docs(digest: FreshnessDigest) -> list[FreshnessHourDoc]:
+    return [FreshnessHourDoc(hour=h.hour, counts={str(k): v for k, v in h.counts.items()}) for h in digest.hours]
+
+
+def freshness_digest(docs: Iterable[FreshnessHourDoc]) -> FreshnessDigest:
+    return FreshnessDigest([HourCounts(as_utc(d.hour), {int(k): v for k, v in d.counts.items()}) for d in docs])
+
+
 class QueryStateDoc(_StateDoc):
     query: str = Field(alias="_id")
     # Newest publishedAt whose messages the broker confirmed; head polls start here.
@@ -47,6 +93,11 @@ class QueryStateDoc(_StateDoc):
     # Windows a walk could not finish (page cap, errors, quota): walked in later cycles, oldest last.
     gaps: list[WindowDoc] = Field(default_factory=list)
     search_calls_last_cycle: int = 0
+    # What its polls measured (upload rate, calls per second of interval) and its share's weight.
+    poll_stats: PollStatsDoc = Field(default_factory=PollStatsDoc)
+    weight: float = 1.0
+    # Delays from publishedAt to the broker's confirm of the videos it published, per hour.
+    freshness: list[FreshnessHourDoc] = Field(default_factory=list)
     updated_at: AwareDatetime | None = None
     # Fencing token of the leader that wrote this document: a stale leader's write is refused.
     lease_token: int = 0
@@ -101,9 +152,48 @@ class BudgetDoc(_StateDoc):
     all_keys_parked: bool = False
     resume_at: AwareDatetime | None = None
     leader: str | None = None
+    # The planner's inputs besides each query's: its bounds, the page cap and how queries share the budget.
+    poll_interval_seconds: float = 0.0
+    max_query_interval_seconds: float = 0.0
+    max_calls_per_poll: float = 0.0
+    scheduling: Scheduling = "rate"
+    # The work items the plan shares the budget among (the fetcher's SEARCH_QUERIES).
+    planned_queries: list[str] = Field(default_factory=list)
+    # The calls left cannot poll every query every max_query_interval_seconds: intervals stretched.
+    budget_too_small: bool = False
     lease_token: int = 0
 
 
 def as_utc(moment: datetime) -> datetime:
     """MongoDB returns naive UTC datetimes unless the client is tz_aware; normalise either way."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def plan_inputs(budget: BudgetDoc, queries: Iterable[QueryStateDoc]) -> PlanInputs:
+    """The planner's inputs as the fetcher saw them when it saved ``budget``."""
+    items = [
+        ItemInputs(
+            name=q.query,
+            upload_rate=q.poll_stats.stats().upload_rate,
+            extra_calls_per_second=q.poll_stats.stats().extra_calls_per_second,
+            weight=q.weight,
+            max_calls_per_poll=budget.max_calls_per_poll or float("inf"),
+        )
+        for q in queries
+    ]
+    return PlanInputs(
+        items=items,
+        calls_left=budget.calls_left_today,
+        seconds_to_reset=max(0.0, (as_utc(budget.reset_at) - as_utc(budget.updated_at)).total_seconds()),
+        min_interval=budget.poll_interval_seconds,
+        max_interval=budget.max_query_interval_seconds,
+    )
+
+
+def plan_from_state(budget: BudgetDoc, queries: Iterable[QueryStateDoc]) -> PollPlan | None:
+    """The plan the fetcher polls by, rebuilt from its saved inputs (None if it saved none)."""
+    if budget.poll_interval_seconds <= 0 or not budget.planned_queries:
+        return None  # written by a fetcher that did not plan per query
+    known = {q.query: q for q in queries}
+    planned = [known.get(name) or QueryStateDoc(query=name) for name in budget.planned_queries]
+    return plan_polls(plan_inputs(budget, planned), budget.scheduling)
