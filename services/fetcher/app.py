@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from services.common.clients import SERVICE_MONGO_TIMEOUT_MS, MongoClient, open_amqp, open_mongo
 from services.common.service_app import add_readiness_check, add_service_routes
 from services.common.topology import QueueNames
-from services.fetcher.budget import Budget, BudgetPlanner
+from services.fetcher.budget import Budget, BudgetPlanner, PlanBounds
 from services.fetcher.clock import Clock, SystemClock
 from services.fetcher.delivery import Delivery
 from services.fetcher.gateway import YouTubeGateway
@@ -106,7 +106,14 @@ def _build(
         retry_max_seconds=settings.youtube_retry_max_seconds,
     )
     queries = list(dict.fromkeys(settings.search_queries))
-    planner = BudgetPlanner(settings.poll_interval_seconds, len(queries), settings.late_sweep_every)
+    planner = BudgetPlanner(
+        PlanBounds(
+            poll_interval=settings.poll_interval_seconds,
+            max_query_interval=settings.max_query_interval_seconds,
+            max_pages_per_cycle=settings.max_pages_per_cycle,
+            scheduling=settings.query_scheduling,
+        )
+    )
     budget = Budget(planner, pool=pool, store=store, lease=lease, metrics=metrics)
     scheduler = Scheduler(clock=clock, pool=pool, budget=budget, metrics=metrics)
     policy = SearchPolicy(
@@ -123,6 +130,7 @@ def _build(
         pool=pool,
         lease=lease,
         clock=clock,
+        metrics=metrics,
     )
     for query in queries:
         scheduler.register(SearchQuery(query, policy, parts))

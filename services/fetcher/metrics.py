@@ -73,6 +73,41 @@ class FetcherMetrics:
             "1 while no key may call (waiting for the quota reset)",
             registry=registry,
         )
+        self.budget_too_small = Gauge(
+            "tubewatch_fetcher_budget_too_small",
+            "1 while the calls left cannot poll every query every MAX_QUERY_INTERVAL_SECONDS",
+            registry=registry,
+        )
+        self.upload_rate = Gauge(
+            "tubewatch_fetcher_query_upload_rate_per_hour",
+            "New videos an hour a query finds, as its recent polls measured it (smoothed)",
+            ["query"],
+            registry=registry,
+        )
+        self.planned_interval = Gauge(
+            "tubewatch_fetcher_query_planned_interval_seconds",
+            "Seconds between two polls of a query, as planned",
+            ["query"],
+            registry=registry,
+        )
+        self.planned_calls_per_day = Gauge(
+            "tubewatch_fetcher_query_planned_calls_per_day",
+            "Search calls a day a query spends at its planned interval",
+            ["query"],
+            registry=registry,
+        )
+        self.expected_mean_delay = Gauge(
+            "tubewatch_fetcher_query_expected_mean_delay_seconds",
+            "Mean wait of a query's new video for its next poll at the planned interval (half the interval)",
+            ["query"],
+            registry=registry,
+        )
+        self.freshness = Gauge(
+            "tubewatch_fetcher_query_freshness_seconds",
+            "Over the last 24 hours: quantile of publishedAt to the broker's confirm of a query's new videos",
+            ["query", "quantile"],
+            registry=registry,
+        )
         self.leader = Gauge(
             "tubewatch_fetcher_leader", "1 while this fetcher holds the leader lease", registry=registry
         )

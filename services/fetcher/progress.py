@@ -16,7 +16,9 @@ Three kinds of walk read a query's results, newest first:
   gaps or restarts happened in between.
 
 The watermark and the gaps only move after the broker confirmed the messages of the pages read,
-so a crash at any point loses nothing: the next run walks again what was not recorded.
+so a crash at any point loses nothing: the next run walks again what was not recorded. Beside them
+the query keeps what its polls measured (``poll_stats``: upload rate and cost, for the planner) and
+its measured freshness (``freshness``), saved with the rest.
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from services.common.fetcher_state import QueryStateDoc, WindowDoc, as_utc
+from services.common.fetcher_state import (
+    PollStatsDoc,
+    QueryStateDoc,
+    WindowDoc,
+    as_utc,
+    freshness_digest,
+    freshness_docs,
+)
+from services.common.freshness import FreshnessDigest
+from services.common.poll_stats import PollStats
 
 
 @dataclass
@@ -63,6 +74,8 @@ class QueryProgress:
     last_sweep_at: datetime | None = None
     videos_published: int = 0
     search_calls_last_cycle: int = 0  # search calls of its last poll
+    poll_stats: PollStats = field(default_factory=PollStats)
+    freshness: FreshnessDigest = field(default_factory=FreshnessDigest)
 
     @classmethod
     def fresh(cls, query: str, now: datetime, lookback_seconds: float) -> QueryProgress:
@@ -83,9 +96,11 @@ class QueryProgress:
         progress.last_poll_at = as_utc(doc.last_poll_at) if doc.last_poll_at else None
         progress.last_sweep_at = as_utc(doc.last_sweep_at) if doc.last_sweep_at else None
         progress.videos_published = doc.videos_published
+        progress.poll_stats = doc.poll_stats.stats()
+        progress.freshness = freshness_digest(doc.freshness)
         return progress
 
-    def to_doc(self, now: datetime) -> QueryStateDoc:
+    def to_doc(self, now: datetime, weight: float = 1.0) -> QueryStateDoc:
         return QueryStateDoc(
             query=self.query,
             watermark=self.watermark,
@@ -96,6 +111,9 @@ class QueryProgress:
             sweep_floor=self.sweep_floor,
             gaps=[WindowDoc(after=g.after, before=g.before) for g in self.gaps if g.before is not None],
             search_calls_last_cycle=self.search_calls_last_cycle,
+            poll_stats=PollStatsDoc.of(self.poll_stats),
+            weight=weight,
+            freshness=freshness_docs(self.freshness),
             updated_at=now,
         )
 

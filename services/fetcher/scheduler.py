@@ -2,12 +2,14 @@
 
 A work item is one thing the fetcher polls — today a search query (``search_query.py``). Each
 turn of the scheduler runs a **cycle**: one poll of every item that is due, in the order they
-were registered. After the cycle every item it polled is due again one interval after the
-cycle started; the interval comes from the interval policy, which by default gives every item
-the budget's effective interval (never below ``POLL_INTERVAL_SECONDS``). So with today's items
-every cycle polls every query, as the budget plans. With every key parked the scheduler sleeps
-until the earliest reset, making no call. Another kind of item is another class with ``load`` and
-``poll``, registered here; neither the scheduler nor the walk changes for it.
+were registered. After the cycle the budget plans afresh from what every item measured
+(``plan_inputs``), and every item is due again one planned interval after the start of the cycle
+that last polled it — so a new plan moves the items not polled too. The interval comes from the
+interval policy: by default the item's own planned interval (``planned_interval``);
+``same_interval`` gives every item the budget's effective interval. With every key parked the
+scheduler sleeps until the earliest reset, making no call. Another kind of item is another class
+with ``name``, ``plan_inputs``, ``load`` and ``poll``, registered here; neither the scheduler nor
+the walk changes for it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from services.common.poll_plan import ItemInputs
 from services.fetcher.budget import Budget, Plan
 from services.fetcher.clock import Clock, sleep_unless
 from services.fetcher.gateway import NoUsableKeyError
@@ -29,30 +32,37 @@ from services.fetcher.metrics import FetcherMetrics
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Spend:
-    """What a cycle's polls spent that recurs every cycle (catch-up and gaps do not recur)."""
-
-    recurring_search_calls: int = 0
-
-
 class WorkItem(Protocol):
+    @property
+    def name(self) -> str:
+        """What names the item in the plan (unique among the items)."""
+        ...
+
     @property
     def log_context(self) -> dict[str, str]:
         """What names the item in a log line (never a key)."""
+        ...
+
+    def plan_inputs(self) -> ItemInputs:
+        """What the planner needs of the item: its measured upload rate and cost, and its weight."""
         ...
 
     async def load(self, now: datetime) -> None:
         """Read the item's persisted state: a new leader starts from what the last one saved."""
         ...
 
-    async def poll(self, spend: Spend) -> None:
+    async def poll(self) -> None:
         """Poll once, save the item's state; NoUsableKeyError and LeaseLostError end the cycle."""
         ...
 
 
 # Seconds from the start of a cycle until an item it polled is due again.
 IntervalPolicy = Callable[[WorkItem, Plan], float]
+
+
+def planned_interval(item: WorkItem, plan: Plan) -> float:
+    """The item's own interval in the plan (by QUERY_SCHEDULING)."""
+    return plan.interval(item.name)
 
 
 def same_interval(item: WorkItem, plan: Plan) -> float:
@@ -64,6 +74,7 @@ def same_interval(item: WorkItem, plan: Plan) -> float:
 class _Scheduled:
     item: WorkItem
     due: datetime | None = None  # None: due at once
+    started: datetime | None = None  # the start of the cycle that last polled it
 
 
 class Scheduler:
@@ -74,7 +85,7 @@ class Scheduler:
         pool: KeyPool,
         budget: Budget,
         metrics: FetcherMetrics,
-        interval: IntervalPolicy = same_interval,
+        interval: IntervalPolicy = planned_interval,
     ) -> None:
         self._clock = clock
         self._pool = pool
@@ -88,8 +99,6 @@ class Scheduler:
         self.next_cycle_at: datetime | None = None
         # While every key is parked or disabled: the earliest reset.
         self.resume_at: datetime | None = None
-        # The first cycle after taking the lease catches up on whatever happened meanwhile.
-        self._catching_up = True
 
     def register(self, item: WorkItem) -> None:
         self._scheduled.append(_Scheduled(item))
@@ -99,8 +108,7 @@ class Scheduler:
             await scheduled.item.load(now)
 
     def catch_up(self) -> None:
-        """Just took the lease: every item is due at once, and this cycle's cost does not recur."""
-        self._catching_up = True
+        """Just took the lease: every item is due at once (its poll measures the time since its last one)."""
         for scheduled in self._scheduled:
             scheduled.due = None
 
@@ -115,25 +123,21 @@ class Scheduler:
             logger.info("the quota reset: polling again")
         self.resume_at = None
         due = [s for s in self._scheduled if s.due is None or s.due <= now]
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         if due:
-            spend = Spend()
             with self._metrics.cycle_seconds.time():
-                await self._cycle(due, spend)
-            if not self._catching_up:
-                # Catch-up and gap calls are already out of calls_left and do not recur: not counted.
-                self.budget.record_cycle(spend.recurring_search_calls)
-            self._catching_up = False
-        now = self._clock.now()
-        if self._pool.resume_at(now) is not None:
+                await self._cycle(due)
+        ended = self._clock.now()
+        if self._pool.resume_at(ended) is not None:
             return  # the keys ran out during the cycle: the next turn parks the scheduler
-        plan = self.budget.refresh(now, parked=False)
-        await self.budget.save(now, resume_at=None)
-        elapsed = loop.time() - started
         for scheduled in due:
-            scheduled.due = now + timedelta(seconds=max(0.0, self._interval(scheduled.item, plan) - elapsed))
-        self.next_cycle_at = min((s.due for s in self._scheduled if s.due is not None), default=now)
+            scheduled.started = now
+        plan = self.budget.refresh(ended, parked=False, items=[s.item.plan_inputs() for s in self._scheduled])
+        await self.budget.save(ended, resume_at=None)
+        for scheduled in self._scheduled:
+            if scheduled.started is not None:
+                interval = timedelta(seconds=self._interval(scheduled.item, plan))
+                scheduled.due = max(ended, scheduled.started + interval)
+        self.next_cycle_at = min((s.due for s in self._scheduled if s.due is not None), default=ended)
         try:
             await sleep_unless(self._clock, self.next_cycle_at, wake)
         finally:
@@ -151,11 +155,11 @@ class Scheduler:
         await self.budget.save(now, resume_at=resume_at)
         await sleep_unless(self._clock, resume_at, wake)
 
-    async def _cycle(self, due: list[_Scheduled], spend: Spend) -> None:
+    async def _cycle(self, due: list[_Scheduled]) -> None:
         self.cycles += 1
         for scheduled in due:
             try:
-                await scheduled.item.poll(spend)
+                await scheduled.item.poll()
             except NoUsableKeyError:
                 break  # the next turn notices and sleeps until the reset
             except LeaseLostError:

@@ -5,6 +5,11 @@ the query, a late sweep whose window holds the head poll's; then the gaps earlie
 first queued first, with one page of the poll's ``MAX_PAGES_PER_CYCLE`` kept for them when there
 is a backlog. The query's progress (``progress.py``) moves only after the broker confirmed the
 messages of the pages read, and is saved, fenced by the lease, at the end of every poll.
+
+Every poll also measures, for the planner, the new videos it published, its search calls and the
+seconds since the query's previous poll (``services/common/poll_stats.py``), and, for the
+query's freshness, the delay from each new video's ``publishedAt`` to the broker's confirm of its
+message (not for the query's very first poll, which reads its initial lookback).
 """
 
 from __future__ import annotations
@@ -14,13 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.common.events import VideoEvent
+from services.common.poll_plan import ItemInputs
+from services.common.poll_stats import cost_decay
 from services.fetcher.clock import Clock
 from services.fetcher.delivery import Delivery
 from services.fetcher.gateway import NoUsableKeyError, YouTubeGateway
 from services.fetcher.keys import KeyPool
 from services.fetcher.lease import LeaderLease, LeaseLostError
+from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.progress import QueryProgress, WalkOutcome, Window
-from services.fetcher.scheduler import Spend
 from services.fetcher.store import FetcherStore
 from services.fetcher.walk import PageAllowance, Walker, WalkKind
 
@@ -48,20 +55,39 @@ class SearchQueryParts:
     pool: KeyPool
     lease: LeaderLease
     clock: Clock
+    metrics: FetcherMetrics
 
 
 class SearchQuery:
-    """One search query's polls; its progress is read from MongoDB by ``load``."""
+    """One search query's polls; its progress is read from MongoDB by ``load``.
 
-    def __init__(self, query: str, policy: SearchPolicy, parts: SearchQueryParts) -> None:
+    ``weight`` scales the query's share of the search budget (1: an even share of what its upload
+    rate earns it).
+    """
+
+    def __init__(self, query: str, policy: SearchPolicy, parts: SearchQueryParts, weight: float = 1.0) -> None:
         self.query = query
+        self.weight = weight
         self._policy = policy
         self._parts = parts
         self._progress: QueryProgress | None = None
 
     @property
+    def name(self) -> str:
+        return self.query
+
+    @property
     def log_context(self) -> dict[str, str]:
         return {"query": self.query}
+
+    def plan_inputs(self) -> ItemInputs:
+        stats = self._progress.poll_stats if self._progress is not None else None
+        return ItemInputs(
+            name=self.query,
+            upload_rate=stats.upload_rate if stats else 0.0,
+            extra_calls_per_second=stats.extra_calls_per_second if stats else 0.0,
+            weight=self.weight,
+        )
 
     @property
     def progress(self) -> QueryProgress:
@@ -77,9 +103,9 @@ class SearchQuery:
         self._progress = progress
         if doc is None:
             # Saved before the first walk: a crash in it must not move the start of the window.
-            await parts.store.save_query(progress.to_doc(now), parts.lease.check())
+            await parts.store.save_query(progress.to_doc(now, self.weight), parts.lease.check())
 
-    async def poll(self, spend: Spend) -> None:
+    async def poll(self) -> None:
         """Head poll or sweep, then gaps; raises NoUsableKeyError or LeaseLostError after saving."""
         parts, progress = self._parts, self.progress
         # State writes are fenced by MongoDB, so they may carry the token the walk began with
@@ -87,6 +113,7 @@ class SearchQuery:
         token = parts.lease.check()
         pages = PageAllowance(self._policy.max_pages_per_cycle)
         calls_before = parts.gateway.search_calls
+        started, since = parts.clock.now(), progress.last_poll_at or progress.origin
         progress.cycles_since_sweep += 1
         # With a backlog, one page of the poll's allowance stays for it, so recurring walks that
         # fill the page cap cannot starve the gaps for ever.
@@ -94,17 +121,23 @@ class SearchQuery:
         pages.left -= reserve
         outcome = await self._recurring_walk(pages)
         pages.left += reserve
-        spend.recurring_search_calls += parts.gateway.search_calls - calls_before
         published, error = await self._walk_gaps(pages, outcome)
         progress.search_calls_last_cycle = parts.gateway.search_calls - calls_before
+        progress.poll_stats.record(
+            videos=published,
+            calls=progress.search_calls_last_cycle,
+            seconds=(started - since).total_seconds(),
+            cost_decay=cost_decay(self._policy.late_sweep_every),
+        )
         if published:
             logger.info(
                 "published new videos",
                 extra={"query": self.query, "count": published, "search_calls": progress.search_calls_last_cycle},
             )
         now = parts.clock.now()
+        self._show_freshness(now)
         await parts.store.save_keys(parts.pool.take_dirty(now), token)
-        await parts.store.save_query(progress.to_doc(now), token)
+        await parts.store.save_query(progress.to_doc(now, self.weight), token)
         if isinstance(error, (LeaseLostError, NoUsableKeyError)):
             raise error
         if error is not None:
@@ -160,9 +193,18 @@ class SearchQuery:
 
     async def _publish(self, fresh: list[VideoEvent]) -> int:
         events = await self._parts.delivery.deliver(self.query, fresh)
+        confirmed = self._parts.clock.now()
         progress = self.progress
         for event in events:
             progress.seen[event.video_id] = event.published_at
         progress.videos_published += len(events)
+        if progress.poll_stats.polls > 0:  # not the first poll: its videos are the initial lookback
+            progress.freshness.add([(confirmed - e.published_at).total_seconds() for e in events], confirmed)
         await self._parts.store.add_seen(self.query, events)
         return len(events)
+
+    def _show_freshness(self, now: datetime) -> None:
+        _, (p50, p99) = self.progress.freshness.window_percentiles(now, (0.5, 0.99))
+        for label, value in (("0.5", p50), ("0.99", p99)):
+            if value is not None:
+                self._parts.metrics.freshness.labels(self.query, label).set(value)

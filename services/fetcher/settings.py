@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import Field, field_validator
 
+from services.common.poll_plan import Scheduling
 from services.common.redact import key_fingerprint
 from services.common.settings import (
     AmqpSettings,
@@ -70,6 +71,11 @@ class Settings(YouTubeSettings, AmqpSettings, MongoSettings, FetcherPortSettings
     overlap_seconds: float = Field(default=600, ge=0)
     # The leader lease: a fetcher that stopped renewing for this long is replaced.
     lease_ttl_seconds: float = Field(default=15, ge=1)
+    # Every query is polled at least this often while the budget allows (the budget wins).
+    max_query_interval_seconds: float = Field(default=3600, gt=0)
+    # rate: each query polled at a rate proportional to the square root of its upload rate;
+    # equal: every query at the same interval.
+    query_scheduling: Scheduling = "rate"
 
     @field_validator("youtube_api_keys")
     @classmethod

@@ -1,4 +1,4 @@
-"""The scheduler: work items with their own next-due times, one cycle per turn, parked without keys."""
+"""The scheduler: work items with their own next-due times, one cycle per turn, replanned, parked without keys."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from typing import Any, cast
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.fetcher.budget import Budget, BudgetPlanner, Plan
+from services.common.poll_plan import ItemInputs
+from services.fetcher.budget import Budget, BudgetPlanner, Plan, PlanBounds
 from services.fetcher.gateway import NoUsableKeyError
 from services.fetcher.keys import KeyPool
 from services.fetcher.lease import LeaderLease
 from services.fetcher.metrics import FetcherMetrics
-from services.fetcher.scheduler import IntervalPolicy, Scheduler, Spend, WorkItem, same_interval
+from services.fetcher.scheduler import IntervalPolicy, Scheduler, WorkItem, planned_interval, same_interval
 from services.fetcher.settings import parse_key_entries
 from services.fetcher.store import FetcherStore
 
@@ -43,7 +44,7 @@ class Item:
         self.name = name
         self._clock = clock
         self._polls = polls
-        self.spends = 1
+        self.upload_rate = 0.0
         self.fail_with: Exception | None = None
         self.on_poll: Any = None
         self.loaded_at: datetime | None = None
@@ -52,12 +53,14 @@ class Item:
     def log_context(self) -> dict[str, str]:
         return {"item": self.name}
 
+    def plan_inputs(self) -> ItemInputs:
+        return ItemInputs(self.name, upload_rate=self.upload_rate)
+
     async def load(self, now: datetime) -> None:
         self.loaded_at = now
 
-    async def poll(self, spend: Spend) -> None:
+    async def poll(self) -> None:
         self._polls.append((self.name, self._clock.now()))
-        spend.recurring_search_calls += self.spends
         if self.on_poll is not None:
             self.on_poll()
         if self.fail_with is not None:
@@ -67,15 +70,20 @@ class Item:
 Rig = tuple[Scheduler, JumpingClock, KeyPool, BudgetPlanner, list[Item], list[tuple[str, datetime]]]
 
 
-def make(interval: IntervalPolicy | None = None, names: tuple[str, ...] = ("a", "b"), poll_interval: float = 60) -> Rig:
+def make(
+    interval: IntervalPolicy | None = None,
+    names: tuple[str, ...] = ("a", "b"),
+    poll_interval: float = 60,
+    calls_per_day: int = 1_000_000,
+) -> Rig:
     clock = JumpingClock(NOON)
-    pool = KeyPool(parse_key_entries([KEY]), search_calls_per_day=1_000_000)
+    pool = KeyPool(parse_key_entries([KEY]), search_calls_per_day=calls_per_day)
     metrics = FetcherMetrics(CollectorRegistry())
     # No token: the budget is planned and shown but never saved, so no MongoDB is needed.
     lease = LeaderLease(cast(Any, None), "test", 15)
-    planner = BudgetPlanner(poll_interval, len(names), late_sweep_every=6)
+    planner = BudgetPlanner(PlanBounds(poll_interval=poll_interval, max_query_interval=3600, max_pages_per_cycle=20))
     budget = Budget(planner, pool=pool, store=cast(FetcherStore, None), lease=lease, metrics=metrics)
-    scheduler = Scheduler(clock=clock, pool=pool, budget=budget, metrics=metrics, interval=interval or same_interval)
+    scheduler = Scheduler(clock=clock, pool=pool, budget=budget, metrics=metrics, interval=interval or planned_interval)
     polls: list[tuple[str, datetime]] = []
     items = [Item(name, clock, polls) for name in names]
     for item in items:
@@ -113,19 +121,36 @@ async def test_items_with_their_own_intervals_are_polled_when_each_is_due() -> N
     assert scheduler.cycles == 5
 
 
-async def test_the_catch_up_cycle_is_not_counted_as_a_cycles_cost() -> None:
-    scheduler, _, _, planner, items, _ = make()
-    for item in items:
-        item.spends = 5
+async def test_items_are_polled_at_their_planned_intervals_and_a_new_plan_moves_the_ones_not_polled() -> None:
+    # 12 hours to the reset, 100 calls: 1/Ta + 1/Tb = 100 / 43,200 s, Ta = Tb / 5 (rates 25:1)
+    scheduler, clock, _, _, items, polls = make(poll_interval=10, calls_per_day=100)
+    items[0].upload_rate, items[1].upload_rate = 25 / 3600, 1 / 3600
     await scheduler.turn(asyncio.Event())
-    assert planner.calls_per_cycle == 2  # the floor: one call per item
+    plan = scheduler.budget.plan
+    assert plan is not None
+    assert plan.interval("a") == pytest.approx(518.4)
+    assert plan.interval("b") == pytest.approx(2592)
     await scheduler.turn(asyncio.Event())
-    assert planner.calls_per_cycle == 10
-    scheduler.catch_up()  # a new lease: the next cycle catches up again
-    for item in items:
-        item.spends = 50
+    assert polls[-1] == ("a", NOON + timedelta(seconds=518.4))
+    # b's rate rises to a's: after the next cycle b is due at once, long before its old due time
+    items[1].upload_rate = items[0].upload_rate
     await scheduler.turn(asyncio.Event())
-    assert planner.calls_per_cycle == 10
+    await scheduler.turn(asyncio.Event())
+    (a, a_at), (b, b_at) = polls[-2:]
+    assert (a, b) == ("a", "b")
+    assert a_at == b_at < NOON + timedelta(seconds=1100)  # its old plan had it due at 2,592 s
+    replanned = scheduler.budget.plan
+    assert replanned is not None
+    assert replanned.interval("a") == pytest.approx(replanned.interval("b"))
+
+
+async def test_equal_scheduling_gives_every_item_the_effective_interval() -> None:
+    scheduler, _, _, _, items, _ = make(same_interval, poll_interval=10, calls_per_day=100)
+    items[0].upload_rate = 25 / 3600
+    await scheduler.turn(asyncio.Event())
+    plan = scheduler.budget.plan
+    assert plan is not None
+    assert plan.effective_interval == pytest.approx(43_200 * 2 / 100)
 
 
 async def test_a_failing_item_does_not_stop_the_others() -> None:
