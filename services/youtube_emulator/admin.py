@@ -227,6 +227,7 @@ def world_view(state: EmulatorState) -> dict[str, Any]:
         "seed": p.seed,
         "queries": list(p.queries),
         "videos_per_minute": p.videos_per_minute,
+        "query_videos_per_minute": dict(p.query_rates),
         "backfill_seconds": p.backfill_seconds,
         "late_fraction": p.late_fraction,
         "late_max_seconds": p.late_max_seconds,

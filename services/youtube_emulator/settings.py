@@ -34,6 +34,8 @@ class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
 
     emulator_seed: int = 20261124
     emulator_videos_per_minute: float = Field(default=6.0, gt=0, le=600)
+    # ``query:rate`` pairs, comma-separated (a query may hold spaces): that query's own upload rate.
+    emulator_query_videos_per_minute: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     emulator_backfill_seconds: int = Field(default=3600, ge=0)
     emulator_channels: int = Field(default=20, ge=1, le=1000)
     emulator_region_code: str = Field(default="US", pattern=r"^[A-Z]{2}$")
@@ -84,6 +86,26 @@ class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
     @classmethod
     def _mapping(cls, value: object) -> dict[str, str]:
         return parse_mapping(value)
+
+    @field_validator("emulator_query_videos_per_minute", mode="before")
+    @classmethod
+    def _query_rates(cls, value: object) -> dict[str, str]:
+        if isinstance(value, dict):
+            return {normalize_query(str(k)): str(v) for k, v in value.items()}
+        rates: dict[str, str] = {}
+        for item in split_list(value, r","):
+            query, sep, rate = item.rpartition(":")
+            if not sep or not normalize_query(query) or not rate.strip():
+                raise ValueError(f"expected QUERY:VIDEOS_PER_MINUTE pairs, got {item!r}")
+            rates[normalize_query(query)] = rate.strip()
+        return rates
+
+    @field_validator("emulator_query_videos_per_minute")
+    @classmethod
+    def _rates_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(not 0 < rate <= 600 for rate in value.values()):
+            raise ValueError("each query's videos per minute must be > 0 and <= 600")
+        return value
 
     @field_validator("emulator_key_budgets", "emulator_project_budgets")
     @classmethod

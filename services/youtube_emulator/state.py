@@ -12,7 +12,7 @@ from services.youtube_emulator.clock import Clock
 from services.youtube_emulator.faults import FaultInjector, FaultPolicy
 from services.youtube_emulator.hostile import HostileInjector, HostilePolicy
 from services.youtube_emulator.quota import QuotaLedger, QuotaPolicy
-from services.youtube_emulator.settings import QuotaModel, Settings
+from services.youtube_emulator.settings import QuotaModel, Settings, normalize_query
 from services.youtube_emulator.world import World, WorldParams
 
 _Fraction = Field(ge=0.0, le=1.0)
@@ -111,6 +111,7 @@ class WorldOverrides(BaseModel):
     seed: int | None = None
     queries: list[str] | None = Field(default=None, min_length=1)
     videos_per_minute: float | None = Field(default=None, gt=0, le=600)
+    query_videos_per_minute: dict[str, float] | None = None
     backfill_seconds: int | None = Field(default=None, ge=0)
     channels: int | None = Field(default=None, ge=1, le=1000)
     late_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -133,6 +134,12 @@ def world_params(settings: Settings, overrides: WorldOverrides | None = None) ->
         late_fraction=pick(o.late_fraction, settings.emulator_late_fraction),
         late_max_seconds=pick(o.late_max_seconds, settings.emulator_late_max_seconds),
         live_fraction=pick(o.live_fraction, settings.emulator_live_fraction),
+        query_rates=tuple(
+            sorted(
+                (normalize_query(q), float(r))
+                for q, r in pick(o.query_videos_per_minute, settings.emulator_query_videos_per_minute).items()
+            )
+        ),
     )
 
 

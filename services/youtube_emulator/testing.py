@@ -20,6 +20,7 @@ _QUIET: dict[str, Any] = {
     "emulator_queries": [],
     "emulator_seed": 7,
     "emulator_videos_per_minute": 6.0,
+    "emulator_query_videos_per_minute": {},
     "emulator_backfill_seconds": 3600,
     "emulator_late_fraction": 0.0,
     "emulator_live_fraction": 0.0,

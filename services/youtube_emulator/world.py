@@ -41,6 +41,11 @@ class WorldParams:
     late_fraction: float
     late_max_seconds: int
     live_fraction: float
+    # (normalised query, videos per minute) for the queries whose rate is not videos_per_minute
+    query_rates: tuple[tuple[str, float], ...] = ()
+
+    def rate_of(self, key: str) -> float:
+        return dict(self.query_rates).get(key, self.videos_per_minute)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +187,7 @@ class Stream:
         self.key = normalize_query(query)
         self.tag = tag
         self.rank = rank
-        self._interval = 60.0 / world.params.videos_per_minute
+        self._interval = 60.0 / world.params.rate_of(self.key)
         self._cores: dict[int, Core] = {}
         self._videos: dict[int, Video] = {}
 
