@@ -81,6 +81,21 @@ class QueryStatus(_Model):
     last_sweep_at: datetime | None
     watermark: datetime | None = Field(description="Newest publish time the fetcher has confirmed for this query.")
     videos_published: int | None = Field(description="Videos the fetcher published for this query.")
+    upload_rate_per_hour: float | None = Field(
+        description="New videos an hour the fetcher's recent polls of this query found (smoothed); null if unknown."
+    )
+    planned_interval_seconds: float | None = Field(description="Seconds between two polls of this query, as planned.")
+    calls_per_day: float | None = Field(description="Search calls a day this query spends at its planned interval.")
+    expected_mean_delay_seconds: float | None = Field(
+        description="Mean wait of a new video for the next poll at the planned interval (half of it)."
+    )
+    freshness_videos: int | None = Field(
+        description="Videos the fetcher published first for this query in the last 24 hours (the freshness sample)."
+    )
+    freshness_p50_seconds: float | None = Field(
+        description="Median, over the last 24 hours, of the broker's confirm of a new video minus its publishedAt."
+    )
+    freshness_p99_seconds: float | None = Field(description="The same delay's 99th percentile.")
 
 
 class QueryList(_Model):
@@ -122,6 +137,13 @@ class FetcherStatus(_Model):
     budget_updated_at: datetime | None
     last_poll_at: datetime | None
     leader: Leader | None
+    scheduling: Literal["rate", "equal"] | None = Field(
+        description="rate: each query's interval by its upload rate; equal: one interval for every query."
+    )
+    max_query_interval_seconds: float | None
+    budget_too_small: bool | None = Field(
+        description="true while the calls left cannot poll every query every max_query_interval_seconds."
+    )
 
 
 class QueueStatus(_Model):

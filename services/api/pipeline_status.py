@@ -1,8 +1,10 @@
 """/api/v1/status and /api/v1/queries: the pipeline read from shared state, never by calling a service.
 
 The fetcher's state documents (services/common/fetcher_state.py) come from MongoDB, queue depths
-from RabbitMQ (passive declares), video counts from the stores. Anything absent — a fresh install,
-a store or broker that is down — shows as null or zero, never as an error.
+from RabbitMQ (passive declares), video counts from the stores. Each query's plan is rebuilt by
+the shared planner from the inputs the fetcher saved, and its freshness read from its saved
+digest. Anything absent — a fresh install, a store or broker that is down — shows as null or
+zero, never as an error.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from services.common.fetcher_state import (
     LeaseDoc,
     QueryStateDoc,
     as_utc,
+    freshness_digest,
+    plan_from_state,
 )
 from services.common.timefmt import format_rfc3339, utc_now
 from services.common.topology import QueueNames
@@ -115,6 +119,9 @@ async def pipeline_status(stores: Stores, probe: QueueProbe, names: QueueNames) 
         "budget_updated_at": None,
         "last_poll_at": None,
         "leader": None,
+        "scheduling": None,
+        "max_query_interval_seconds": None,
+        "budget_too_small": None,
     }
     stored: int | None = None
     queue, dead = await asyncio.gather(probe.depth(names.queue), probe.depth(names.dead_queue))
@@ -152,6 +159,10 @@ async def pipeline_status(stores: Stores, probe: QueueProbe, names: QueueNames) 
         fetcher["effective_interval_seconds"] = budget.effective_interval_seconds
         fetcher["quota_resets_at"] = _time(budget.reset_at)
         fetcher["budget_updated_at"] = _time(budget.updated_at)
+        if budget.poll_interval_seconds > 0:  # saved by a fetcher that plans per query
+            fetcher["scheduling"] = budget.scheduling
+            fetcher["max_query_interval_seconds"] = budget.max_query_interval_seconds
+            fetcher["budget_too_small"] = budget.budget_too_small
     lease = _parse(LeaseDoc, lease_raw) if lease_raw else None
     if lease is not None:
         fetcher["leader"] = {
@@ -176,13 +187,30 @@ async def pipeline_status(stores: Stores, probe: QueueProbe, names: QueueNames) 
     }
 
 
-async def query_statuses(stores: Stores, configured: list[str]) -> dict[str, Any]:
-    states: dict[str, QueryStateDoc] = {}
+async def _query_state(
+    stores: Stores, configured: list[str]
+) -> tuple[dict[str, QueryStateDoc], BudgetDoc | None, list[QueryStateDoc]]:
+    """The configured queries' documents, the budget, and the documents of the queries it planned."""
     try:
-        docs = await stores.mongo.database[QUERY_STATE_COLLECTION].find({"_id": {"$in": configured}}).to_list()
-        states = {s.query: s for s in (_parse(QueryStateDoc, d) for d in docs) if s is not None}
+        db = stores.mongo.database
+        budget_raw = await db[BUDGET_COLLECTION].find_one({"_id": BUDGET_ID})
+        budget = _parse(BudgetDoc, budget_raw) if budget_raw else None
+        names = sorted({*configured, *(budget.planned_queries if budget else [])})
+        docs = await db[QUERY_STATE_COLLECTION].find({"_id": {"$in": names}}).to_list()
     except PyMongoError as exc:
         logger.warning("queries: mongodb unavailable", extra={"error": f"{type(exc).__name__}: {exc}"})
+        return {}, None, []
+    parsed = [s for s in (_parse(QueryStateDoc, d) for d in docs) if s is not None]
+    return {s.query: s for s in parsed if s.query in configured}, budget, parsed
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+async def query_statuses(stores: Stores, configured: list[str]) -> dict[str, Any]:
+    states, budget, planned = await _query_state(stores, configured)
+    plan = plan_from_state(budget, planned) if budget is not None else None
     counts: dict[str, int] | None
     try:
         counts, _ = await stores.with_fallback(
@@ -190,9 +218,14 @@ async def query_statuses(stores: Stores, configured: list[str]) -> dict[str, Any
         )
     except StoreUnavailableError:
         counts = None
+    now = utc_now()
     items = []
     for query in configured:
         state = states.get(query)
+        planned_item = plan.by_name.get(query) if plan is not None else None
+        sample, (p50, p99) = (
+            freshness_digest(state.freshness).window_percentiles(now, (0.5, 0.99)) if state else (None, (None, None))
+        )
         items.append(
             {
                 "query": query,
@@ -201,6 +234,13 @@ async def query_statuses(stores: Stores, configured: list[str]) -> dict[str, Any
                 "last_sweep_at": _time(state.last_sweep_at) if state else None,
                 "watermark": _time(state.watermark) if state else None,
                 "videos_published": state.videos_published if state else None,
+                "upload_rate_per_hour": _round(planned_item.upload_rate * 3600, 3) if planned_item else None,
+                "planned_interval_seconds": _round(planned_item.interval) if planned_item else None,
+                "calls_per_day": _round(planned_item.calls_per_day, 2) if planned_item else None,
+                "expected_mean_delay_seconds": _round(planned_item.expected_mean_delay) if planned_item else None,
+                "freshness_videos": sample,
+                "freshness_p50_seconds": _round(p50),
+                "freshness_p99_seconds": _round(p99),
             }
         )
     return {"items": items}

@@ -23,8 +23,12 @@ from services.common.fetcher_state import (
     BudgetDoc,
     KeyStateDoc,
     LeaseDoc,
+    PollStatsDoc,
     QueryStateDoc,
+    freshness_docs,
 )
+from services.common.freshness import FreshnessDigest
+from services.common.poll_stats import PollStats
 from services.common.settings import StackSettings
 from services.common.timefmt import utc_now
 from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
@@ -172,3 +176,55 @@ async def test_a_malformed_state_document_is_skipped_not_a_500(
     status = await _status(api)
     assert status.fetcher.key_details == []
     assert status.fetcher.leader is None
+
+
+async def test_queries_show_the_plan_rebuilt_from_the_fetchers_inputs_and_the_measured_freshness(
+    api: TestClient[Any, Any], mongo_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    now = utc_now().replace(microsecond=0)
+    # a day to the reset, 100 calls, rates 25:1 an hour: intervals 1:5 (1,036.8 s and 5,184 s)
+    await mongo_db[BUDGET_COLLECTION].insert_one(
+        BudgetDoc(
+            calls_left_today=100,
+            effective_interval_seconds=1728,
+            reset_at=now + timedelta(days=1),
+            keys_live=1,
+            keys_parked=0,
+            keys_disabled=0,
+            updated_at=now,
+            poll_interval_seconds=10,
+            max_query_interval_seconds=7200,
+            max_calls_per_poll=20,
+            planned_queries=["cricket", "world cup"],
+        ).model_dump(by_alias=True)
+    )
+    cricket = PollStats()
+    cricket.record(videos=25, calls=1, seconds=3600, cost_decay=0.9)
+    world_cup = PollStats()
+    world_cup.record(videos=1, calls=1, seconds=3600, cost_decay=0.9)
+    digest = FreshnessDigest()
+    digest.add([60.0] * 50 + [600.0] * 49 + [3000.0], now)
+    await mongo_db[QUERY_STATE_COLLECTION].insert_many(
+        [
+            QueryStateDoc(
+                query="cricket", poll_stats=PollStatsDoc.of(cricket), freshness=freshness_docs(digest)
+            ).model_dump(by_alias=True),
+            QueryStateDoc(query="world cup", poll_stats=PollStatsDoc.of(world_cup)).model_dump(by_alias=True),
+        ]
+    )
+    queries = QueryList.model_validate(await (await api.get("/api/v1/queries")).json()).items
+    busy, quiet = queries
+    assert busy.upload_rate_per_hour == pytest.approx(25)
+    assert quiet.upload_rate_per_hour == pytest.approx(1)
+    assert busy.planned_interval_seconds == pytest.approx(1036.8, abs=0.1)
+    assert quiet.planned_interval_seconds == pytest.approx(5184, abs=0.1)
+    assert busy.calls_per_day == pytest.approx(83.33, abs=0.01)
+    assert busy.expected_mean_delay_seconds == pytest.approx(518.4, abs=0.1)
+    assert busy.freshness_videos == 100
+    assert busy.freshness_p50_seconds == pytest.approx(60, rel=0.03)
+    assert busy.freshness_p99_seconds == pytest.approx(600, rel=0.03)
+    assert (quiet.freshness_videos, quiet.freshness_p50_seconds) == (0, None)
+    status = await _status(api)
+    assert status.fetcher.scheduling == "rate"
+    assert status.fetcher.max_query_interval_seconds == 7200
+    assert status.fetcher.budget_too_small is False
