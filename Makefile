@@ -11,13 +11,18 @@ API_VIEWER := .local/api-viewer/.installed-$(API_VIEWER_VERSION)
 # ESLint from the npm registry, for the dashboard's JavaScript (targets eslint and lint below).
 ESLINT_VERSION := 9.39.5
 ESLINT := .local/eslint/.installed-$(ESLINT_VERSION)
+# Grafana's dashboard types from the npm registry (the Grafana image's version) and the TypeScript
+# compiler that checks deploy/grafana/dashboards/*.json against them (target grafana-schema below).
+GRAFANA_SCHEMA_VERSION := 12.3.1
+TYPESCRIPT_VERSION := 5.9.3
+GRAFANA_SCHEMA := .local/grafana-schema/.installed-$(GRAFANA_SCHEMA_VERSION)-$(TYPESCRIPT_VERSION)
 
 .PHONY: help install up down status run test lint typecheck pytest unit integration e2e lock clean soak audit
 
 help:
 	@echo "make run        start the local stack and all services (demo data without YOUTUBE_API_KEYS)"
 	@echo "make test       install, start the stack, lint, type-check, audit and run every test"
-	@echo "make up|down|status   the local RabbitMQ, MongoDB and Elasticsearch"
+	@echo "make up|down|status   the local RabbitMQ, MongoDB, Elasticsearch and Prometheus"
 	@echo "make soak       the chaos soak (SOAK_SECONDS, default 600) with a report in .local/soak/"
 	@echo "make audit      pip-audit over requirements.lock (needs PyPI's advisory service)"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
@@ -56,12 +61,12 @@ lint: install $(ESLINT)
 typecheck: install
 	$(VENV)/bin/mypy services deploy tests
 
-pytest: install browser
+pytest: install browser $(GRAFANA_SCHEMA)
 	$(VENV)/bin/pytest -p no:cacheprovider
 
 test: install up lint jstest typecheck audit-if-reachable pytest
 
-unit: install
+unit: install $(GRAFANA_SCHEMA)
 	$(VENV)/bin/pytest -p no:cacheprovider tests/unit
 
 integration: up browser
@@ -113,6 +118,17 @@ $(ESLINT):
 
 jstest:
 	TZ=UTC LC_ALL=en_US.UTF-8 node --test tests/js/*.test.js
+
+# The Grafana dashboard's type check (tests/unit/test_grafana_dashboard.py): @grafana/schema and
+# typescript at pinned versions, installed into the git-ignored .local/ like the API viewer.
+.PHONY: grafana-schema
+grafana-schema: $(GRAFANA_SCHEMA)
+
+$(GRAFANA_SCHEMA):
+	rm -rf .local/grafana-schema && mkdir -p .local/grafana-schema
+	npm install --prefix .local/grafana-schema --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
+		@grafana/schema@$(GRAFANA_SCHEMA_VERSION) typescript@$(TYPESCRIPT_VERSION)
+	@touch $@
 
 # The fetcher's quota spent per new video and freshness (deploy/bench/fetcher.py); results in
 # .local/bench/fetcher.json.
