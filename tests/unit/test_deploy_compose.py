@@ -28,11 +28,11 @@ ENV_EXAMPLE = ROOT / ".env.example"
 APP_SERVICES = SERVICE_PACKAGES
 # Services that run once and exit; every other service is a server.
 ONE_SHOT = {"kibana-setup"}
-# The only services published on the host: the API, Kibana, RabbitMQ's management UI.
-PUBLISHED = {"api": {8080}, "kibana": {5601}, "rabbitmq": {15672}}
+# The only services published on the host: the API, Kibana, RabbitMQ's management UI, Prometheus, Grafana.
+PUBLISHED = {"api": {8080}, "kibana": {5601}, "rabbitmq": {15672}, "prometheus": {9090}, "grafana": {3000}}
 # Published services whose bind address may be changed from .env: each has a login or is public
 # by design. Every other published port is bound to loopback, fixed.
-CONFIGURABLE_BIND = {"api", "rabbitmq"}
+CONFIGURABLE_BIND = {"api", "rabbitmq", "grafana"}
 LOOPBACK = {"127.0.0.1", "::1"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE", re.IGNORECASE)
 # Environment keys of the app services that are not settings: the healthcheck's target, and the
@@ -267,7 +267,9 @@ def test_dependencies_wait_for_healthy(compose: dict[str, Any]) -> None:
     assert set(depends_on(compose["services"]["kibana"])) == {"elasticsearch"}
 
 
-def test_only_api_kibana_and_rabbitmq_management_are_published_on_loopback(compose: dict[str, Any]) -> None:
+def test_only_api_kibana_rabbitmq_management_prometheus_and_grafana_are_published_on_loopback(
+    compose: dict[str, Any],
+) -> None:
     assert check_ports(compose) == []
     assert {name for name, s in compose["services"].items() if s.get("ports")} == set(PUBLISHED)
 
@@ -347,14 +349,58 @@ def test_servers_are_pinned_and_keep_data_in_named_volumes(compose: dict[str, An
     assert services["elasticsearch"]["image"].endswith(":8.12.2")
     assert services["kibana"]["image"].endswith(":8.12.2")
     assert services["kibana-setup"]["image"] == services["kibana"]["image"]
+    # The Prometheus of the local stack is Debian's 2.42: the same version runs the same rules here.
+    assert services["prometheus"]["image"] == "prom/prometheus:v2.42.0"
+    assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", services["grafana"]["image"])
     data_dirs = {
         "rabbitmq": "/var/lib/rabbitmq",
         "mongodb": "/data/db",
         "elasticsearch": "/usr/share/elasticsearch/data",
+        "prometheus": "/prometheus",
+        "grafana": "/var/lib/grafana",
     }
     for name, path in data_dirs.items():
         mounts = [m.split(":") for m in services[name]["volumes"]]
         assert any(target == path and source in compose["volumes"] for source, target, *_ in mounts), name
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> repository path of a service's read-only bind mounts."""
+    mounts = [m.split(":") for m in service.get("volumes", []) if m.startswith("./")]
+    return {target: source.removeprefix("./") for source, target, *options in mounts if options == ["ro"]}
+
+
+def test_prometheus_runs_the_repository_configuration_and_rules(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    assert bind_mounts(prometheus) == {"/etc/prometheus": "deploy/prometheus"}
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = load_yaml(ROOT / "deploy/prometheus/prometheus.yml")
+    assert config["rule_files"] == ["rules/*.yml"], "rule files relative to the mounted folder"
+    # Every app service is scraped at the port it listens on, by its compose name.
+    targets = {}
+    for job in config["scrape_configs"]:
+        for sd in job.get("dns_sd_configs", []):
+            targets[sd["names"][0]] = sd["port"]
+    for name in APP_SERVICES:
+        env = service_environment(compose["services"][name])
+        port = next(int(v) for k, v in env.items() if k.endswith("_PORT"))
+        assert targets.get(name) == port, name
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(compose: dict[str, Any]) -> None:
+    grafana = compose["services"]["grafana"]
+    mounts = bind_mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == "deploy/grafana/provisioning"
+    provider = load_yaml(ROOT / "deploy/grafana/provisioning/dashboards/tubewatch.yml")["providers"][0]
+    assert mounts[provider["options"]["path"]] == "deploy/grafana/dashboards"
+    env = service_environment(grafana)
+    home = Path(env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert (
+        mounts[str(home.parent)] == "deploy/grafana/dashboards"
+        and (ROOT / mounts[str(home.parent)] / home.name).exists()
+    )
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert set(depends_on(grafana)) == {"prometheus"}
 
 
 def test_elasticsearch_is_single_node_with_a_fixed_heap(compose: dict[str, Any]) -> None:
