@@ -1,13 +1,18 @@
 """deploy/k8s: schema-valid for pinned Kubernetes versions (kubernetes-validate ships the published
 JSON schemas, so this runs offline), and wired as the README describes: a Deployment per service with
-liveness on /healthz and readiness on /readyz, resource requests, and autoscalers for the API and
-the indexer."""
+liveness on /healthz and readiness on /readyz, resource requests, autoscalers for the API and the
+indexer, and a Prometheus scrape configuration (prometheus.yaml) that finds every service's pods by
+their annotations: `promtool check config` passes it (with the pod discovery swapped for a static
+target: Debian's promtool is built without Kubernetes discovery), and its relabelling, applied here
+to each Deployment's pod template, yields the service's port, path and job name."""
 
 from __future__ import annotations
 
 import copy
 import importlib
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,8 @@ REQUIRED_ENV = {
     "indexer": {"MONGODB_URL", "ELASTICSEARCH_URL", "AMQP_URL", "INDEXER_HOST", "INDEXER_PORT"},
 }
 SECRET_ENV = {"AMQP_URL", "MONGODB_URL", "ELASTICSEARCH_URL", "YOUTUBE_API_KEYS", "CURSOR_SECRET"}
+# The ConfigMap that holds Prometheus's configuration, not settings of the services.
+PROMETHEUS_CONFIG_MAP = "tubewatch-prometheus"
 
 kubernetes_validate: Any = importlib.import_module("kubernetes_validate")
 
@@ -54,7 +61,12 @@ def deployments(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[s
 
 
 def config_map_keys(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, set[str]]:
-    return {doc["metadata"]["name"]: set(doc.get("data", {})) for _, doc in documents if doc["kind"] == "ConfigMap"}
+    """Keys of the ConfigMaps that hold settings (every one but Prometheus's configuration)."""
+    return {
+        doc["metadata"]["name"]: set(doc.get("data", {}))
+        for _, doc in documents
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] != PROMETHEUS_CONFIG_MAP
+    }
 
 
 def container_env(container: dict[str, Any], config_maps: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
@@ -204,3 +216,85 @@ def test_checks_catch_a_miswired_deployment(
         "INDEX_BATCHSIZE",
     ):
         assert any(expected in p for p in problems), (expected, problems)
+
+
+# --- the Prometheus scrape configuration ------------------------------------------------------------
+
+
+def prometheus_config(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    (config_map,) = [doc for _, doc in documents if doc["metadata"]["name"] == PROMETHEUS_CONFIG_MAP]
+    config: dict[str, Any] = YAML(typ="safe", pure=True).load(config_map["data"]["prometheus.yml"])
+    return config
+
+
+def pod_meta_labels(deployment: dict[str, Any], pod_ip: str = "10.1.2.3") -> dict[str, str]:
+    """The labels Prometheus's pod discovery gives a target of a pod of ``deployment``.
+
+    The address carries no port (discovery's target for a container without declared ports), so the
+    port in the result can only come from the prometheus.io/port annotation.
+    """
+    template = deployment["spec"]["template"]
+    labels = {"__address__": pod_ip, "__metrics_path__": "/metrics"}
+    labels["__meta_kubernetes_pod_name"] = f"{deployment['metadata']['name']}-abc12"
+    for kind in ("label", "annotation"):
+        for key, value in template["metadata"].get(f"{kind}s", {}).items():
+            labels[f"__meta_kubernetes_pod_{kind}_{re.sub(r'[^a-zA-Z0-9_]', '_', key)}"] = str(value)
+    return labels
+
+
+def relabel(labels: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, str] | None:
+    """Prometheus's keep and replace actions (anchored regexes, ``;`` separator); None: dropped."""
+    labels = dict(labels)
+    for rule in rules:
+        value = ";".join(labels.get(name, "") for name in rule.get("source_labels", []))
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        action = rule.get("action", "replace")
+        if action == "keep":
+            if match is None:
+                return None
+        elif action == "replace":
+            if match is not None:
+                replacement = match.expand(re.sub(r"\$(\d+)", r"\\g<\1>", rule.get("replacement", "$1")))
+                if replacement:
+                    labels[rule["target_label"]] = replacement
+        else:
+            raise AssertionError(f"relabel action {action} is not simulated here")
+    return labels
+
+
+def test_prometheus_config_passes_promtool(documents: list[tuple[str, dict[str, Any]]], tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: install Debian's prometheus package (`make up` does)")
+    config = prometheus_config(documents)
+    for job in config["scrape_configs"]:
+        assert job.pop("kubernetes_sd_configs"), job["job_name"]
+        job["static_configs"] = [{"targets": ["10.1.2.3:8080"]}]
+    path = tmp_path / "prometheus.yml"
+    YAML(typ="safe", pure=True).dump(config, path)
+    result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_scrapes_every_service_at_its_port_as_its_job(
+    documents: list[tuple[str, dict[str, Any]]], deployments: dict[str, dict[str, Any]]
+) -> None:
+    (job,) = prometheus_config(documents)["scrape_configs"]
+    namespace = YAML(typ="safe", pure=True).load(K8S / "kustomization.yaml")["namespace"]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": [namespace]}}]
+    for name, deployment in deployments.items():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        port = int(container_env(container, {})[f"{name.upper()}_PORT"]["value"])
+        target = relabel(pod_meta_labels(deployment), job["relabel_configs"])
+        assert target is not None, f"{name}: not scraped"
+        assert (target["__address__"], target["__metrics_path__"], target["job"]) == (
+            f"10.1.2.3:{port}",
+            "/metrics",
+            name,
+        )
+    unannotated = copy.deepcopy(deployments["api"])
+    del unannotated["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"]
+    assert relabel(pod_meta_labels(unannotated), job["relabel_configs"]) is None
+    # The rules' job names are these Deployments.
+    alerts = (ROOT / "deploy/prometheus/rules/alerts.yml").read_text()
+    assert set(re.findall(r'up\{job="(\w+)"\}', alerts)) == set(deployments)
