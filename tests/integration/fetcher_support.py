@@ -233,6 +233,32 @@ class InProcessFetcher:
         return await (await self.client.get("/metrics")).text()
 
 
+async def advance_to_next_cycle(emulator: RunningEmulator, fetcher: InProcessFetcher, *, within: float = 120) -> None:
+    """Wait until the fetcher sleeps, move the frozen clock to the moment it wakes, wait for that cycle."""
+    scheduler = fetcher.scheduler
+    await _until(lambda: scheduler.next_cycle_at is not None or scheduler.resume_at is not None, within, "a sleep")
+    wake = scheduler.next_cycle_at or scheduler.resume_at
+    assert wake is not None
+    cycles = scheduler.cycles
+    emulator.set_clock(wake.timestamp() + 0.001, frozen=True)
+    # the cycle ran and the fetcher sleeps again (or every key is parked until the reset)
+    await _until(
+        lambda: scheduler.cycles > cycles and (scheduler.next_cycle_at is not None or scheduler.resume_at is not None),
+        within,
+        "the next cycle",
+    )
+
+
+async def _until(condition: Callable[[], bool], within: float, what: str) -> None:
+    """Polled finely: the scheduler's own attributes are the signal, and a cycle is milliseconds of work."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.002)
+
+
 @asynccontextmanager
 async def in_process_fetcher(env: dict[str, str], clock: EmulatorDrivenClock) -> AsyncIterator[InProcessFetcher]:
     app = create_app(fetcher_settings(env), clock)

@@ -123,7 +123,7 @@ async def test_items_with_their_own_intervals_are_polled_when_each_is_due() -> N
 
 async def test_items_are_polled_at_their_planned_intervals_and_a_new_plan_moves_the_ones_not_polled() -> None:
     # 12 hours to the reset, 100 calls: 1/Ta + 1/Tb = 100 / 43,200 s, Ta = Tb / 5 (rates 25:1)
-    scheduler, clock, _, _, items, polls = make(poll_interval=10, calls_per_day=100)
+    scheduler, _, _, _, items, polls = make(poll_interval=10, calls_per_day=100)
     items[0].upload_rate, items[1].upload_rate = 25 / 3600, 1 / 3600
     await scheduler.turn(asyncio.Event())
     plan = scheduler.budget.plan
