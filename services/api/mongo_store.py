@@ -53,6 +53,7 @@ def mongo_text_search(q: str) -> str | None:
 
 
 def mongo_filter(filters: Filters, snapshot_ms: int | None) -> dict[str, Any]:
+    filters.require_absolute()
     query: dict[str, Any] = {}
     if filters.q is not None:
         search = mongo_text_search(filters.q)

@@ -100,7 +100,12 @@ def _schema(model: type[BaseModel] | None, inline: Any) -> dict[str, Any]:
 def _response(reply: Reply, description: str | None = None) -> dict[str, Any]:
     return {
         "description": reply.description if description is None else description,
-        "headers": _REQUEST_ID_HEADER | (_SERVED_BY_HEADER if reply.served_by else {}),
+        "headers": _REQUEST_ID_HEADER
+        | (_SERVED_BY_HEADER if reply.served_by else {})
+        | {
+            name: {"description": meaning, "required": True, "schema": {"type": "string"}}
+            for name, meaning in reply.headers.items()
+        },
         "content": {reply.content_type: {"schema": _schema(reply.model, reply.schema)}},
     }
 

@@ -1,4 +1,4 @@
-"""A micro-cache of whole list responses: a burst of identical requests costs one search.
+"""A micro-cache of whole list responses and feeds: a burst of identical requests costs one search.
 
 Entries live ``ttl`` seconds (default 1 s, Elasticsearch's refresh interval: a newer answer could
 not show more than one second's news anyway). Only Elasticsearch-served date-ordered pages are kept;
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 MAX_ENTRIES = 4096
-# Fingerprint of the query, cursor, limit: one page of one walk.
+# Fingerprint of the query, cursor, limit: one page of one walk (a feed: its own fingerprint, no cursor).
 PageKey = tuple[str, str | None, int]
 
 
@@ -21,6 +22,7 @@ class CachedPage:
     expires_at: float
     body: bytes
     served_by: str
+    headers: Mapping[str, str] = field(default_factory=dict)  # what the answer carries besides (a feed's ETag)
 
 
 class PageCache:
@@ -38,10 +40,12 @@ class PageCache:
             return None
         return self.get(key)
 
-    def offer(self, key: PageKey, body: bytes, served_by: str, sort: str) -> None:
+    def offer(
+        self, key: PageKey, body: bytes, served_by: str, sort: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         """Keep this answer if the policy allows: date-ordered pages served by Elasticsearch."""
         if self.enabled and served_by == "elasticsearch" and sort != "relevance":
-            self.put(key, body, served_by)
+            self.put(key, body, served_by, headers)
 
     def get(self, key: PageKey) -> CachedPage | None:
         entry = self._entries.get(key)
@@ -52,7 +56,7 @@ class PageCache:
             return None
         return entry
 
-    def put(self, key: PageKey, body: bytes, served_by: str) -> None:
+    def put(self, key: PageKey, body: bytes, served_by: str, headers: Mapping[str, str] | None = None) -> None:
         now = time.monotonic()
         # The TTL is the same for every entry, so insertion order is expiry order: expired pages are
         # dropped from the front as new ones arrive (cursor walks make many one-off keys, which would
@@ -62,7 +66,7 @@ class PageCache:
         self._entries.pop(key, None)  # re-inserted at the end, keeping the order
         if len(self._entries) >= MAX_ENTRIES:
             del self._entries[next(iter(self._entries))]
-        self._entries[key] = CachedPage(now + self._ttl, body, served_by)
+        self._entries[key] = CachedPage(now + self._ttl, body, served_by, dict(headers or {}))
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -2,7 +2,8 @@
 
 The same models generate the OpenAPI parameter schemas, so the documented contract is the one
 enforced. The rules that tie parameters together (bounds in order, relevance needs q, a histogram
-of at most so many buckets) are validators of the models too. Every failure is an ApiError naming
+of at most so many buckets) are validators of the models too; a model may also name parameters of
+its neighbours it refuses with a reason (a feed takes no sort). Every failure is an ApiError naming
 the parameter.
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Annotated, Any, Self, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
@@ -20,7 +21,7 @@ from pydantic_core import PydanticCustomError
 from services.api.buckets import TOO_MANY_BUCKETS, HistogramInterval, too_many_buckets
 from services.api.errors import ApiError, invalid
 from services.common.events import VIDEO_ID_PATTERN
-from services.common.timefmt import to_epoch_ms
+from services.common.timefmt import parse_duration, to_epoch_ms
 from services.common.video_query import Filters, SortOrder
 
 MAX_LIMIT = 100
@@ -30,6 +31,10 @@ MAX_CHANNEL_Q_LENGTH = 100
 CHANNEL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_CHANNEL_FILTERS = 50
 MAX_QUERY_FIELDS = 100
+# A feed is always this many of the newest matches.
+FEED_SIZE = 50
+# The longest published_within: about ten years.
+MAX_WITHIN = timedelta(days=3660)
 
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -61,6 +66,16 @@ def parse_time_parameter(value: object) -> object:
     raise ValueError("must be an RFC 3339 timestamp with a time zone (2026-11-24T12:00:00Z) or a date (2026-11-24)")
 
 
+def parse_within_parameter(value: object) -> object:
+    """An ISO 8601 duration of fixed length (P1D, PT6H, P1W), more than zero and at most MAX_WITHIN."""
+    if not isinstance(value, str):
+        return value
+    span = parse_duration(value)
+    if span <= timedelta(0) or span > MAX_WITHIN:
+        raise ValueError(f"must be more than zero and at most P{MAX_WITHIN.days}D")
+    return span
+
+
 Limit = Annotated[
     int,
     Field(ge=1, le=MAX_LIMIT, description=f"Items per page, 1-{MAX_LIMIT}."),
@@ -70,6 +85,16 @@ TimeParameter = Annotated[
     datetime,
     BeforeValidator(parse_time_parameter),
     WithJsonSchema({"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]}),
+]
+Within = Annotated[
+    timedelta,
+    BeforeValidator(parse_within_parameter),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^P([0-9]{1,7}W|([0-9]{1,7}D)?(T([0-9]{1,7}H)?([0-9]{1,9}M)?([0-9]{1,10}S)?)?)$",
+        }
+    ),
 ]
 SearchText = Annotated[
     str,
@@ -95,9 +120,14 @@ def _broken_rule(parameter: str, message: str) -> PydanticCustomError:
 
 
 class Params(BaseModel):
-    """The parameters of one endpoint: unknown ones are refused, the values cannot change."""
+    """The parameters of one endpoint: unknown ones are refused, the values cannot change.
+
+    ``refused``: parameters of related endpoints this one does not take, each with the reason given
+    in its 400 (instead of the plain "unknown parameter").
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    refused: ClassVar[Mapping[str, str]] = {}
 
 
 class FilterParams(Params):
@@ -115,6 +145,13 @@ class FilterParams(Params):
         default=None,
         description="Only videos published at or before this time (RFC 3339; a date alone is midnight UTC).",
     )
+    published_within: Within | None = Field(
+        default=None,
+        description=(
+            "Only videos published in this span back from now (a list walk: from its first page), an ISO 8601 "
+            "duration: P1D, PT6H, P1W, P1DT12H; no years or months."
+        ),
+    )
     query: str | None = Field(
         default=None,
         min_length=1,
@@ -123,13 +160,18 @@ class FilterParams(Params):
     )
 
     def filters(self) -> Filters:
-        """The filters as the stores take them: times as epoch milliseconds, truncated as stored."""
+        """The filters as the stores take them: times as epoch milliseconds, truncated as stored.
+
+        published_within stays relative: ``Filters.at(moment)`` fixes it once the moment is known.
+        """
+        within = self.published_within
         return Filters(
             q=self.q,
             channel_ids=tuple(self.channel_id),
             published_after_ms=None if self.published_after is None else to_epoch_ms(self.published_after),
             published_before_ms=None if self.published_before is None else to_epoch_ms(self.published_before),
             query=self.query,
+            published_within_ms=None if within is None else within // timedelta(milliseconds=1),
         )
 
     @model_validator(mode="after")
@@ -173,6 +215,19 @@ class HistogramParams(FilterParams):
         return self
 
 
+class FeedParams(FilterParams):
+    """The filters of the video list and nothing else: a feed is always the FEED_SIZE newest matches.
+
+    Every filter of FilterParams is a feed parameter, so a filter added there (found_by, with
+    followed channels) is one here too, validated the same way.
+    """
+
+    refused: ClassVar[Mapping[str, str]] = {
+        name: f"{name} is not a feed parameter: a feed is always the {FEED_SIZE} newest matches, newest first"
+        for name in ("sort", "cursor", "limit")
+    }
+
+
 class ChannelListParams(Params):
     q: Annotated[str, Field(min_length=1, max_length=MAX_CHANNEL_Q_LENGTH, pattern=r"\S")] | None = Field(
         default=None, description="Only channels whose title has a word starting with this text."
@@ -210,6 +265,9 @@ def parse_query_string(raw_query: str, model: type[ParamsT], path_values: Mappin
     for name, value in pairs:
         values.setdefault(name, []).append(value)
     fields = [name for name in model.model_fields if name not in path_values]
+    refused = sorted(set(values) & set(model.refused))
+    if refused:
+        raise invalid(refused[0], model.refused[refused[0]])
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise invalid(unknown[0], f"unknown parameter(s): {', '.join(unknown)}; allowed: {', '.join(fields)}")

@@ -33,6 +33,7 @@ class Reply:
     content_type: str = "application/json"
     description: str = "OK"
     served_by: bool = False  # the answer says which store served it (X-Served-By)
+    headers: Mapping[str, str] = field(default_factory=dict)  # other headers it always has: name -> meaning
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,9 @@ from services.common.settings import (
     SearchQuerySettings,
     split_list,
 )
+
+# scheme://host[:port][/path]: what a feed's self link and the dashboard link start with.
+_PUBLIC_URL = re.compile(r"https?://[^/?#\s@]+(/[^?#\s]*)?")
 
 
 # The API lists the configured queries (/api/v1/queries) and never reads the keys.
@@ -39,11 +43,23 @@ class Settings(ApiSettings, ElasticsearchSettings, MongoSettings, AmqpSettings, 
     # A connection that has not sent a complete request this long after it opened or after its
     # previous answer is closed: idle keep-alive connections and slow clients (slowloris) alike.
     api_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # The API's public address (scheme://host[:port][/path]) for the links feeds carry. Unset: the
+    # scheme and Host of each request.
+    api_public_url: str | None = None
 
     @field_validator("api_cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> list[str]:
         return split_list(value, r"[,\s]+")
+
+    @field_validator("api_public_url")
+    @classmethod
+    def _plain_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _PUBLIC_URL.fullmatch(value):
+            raise ValueError("must be http(s)://host[:port][/path], without query, fragment or credentials")
+        return value.rstrip("/")
 
     @field_validator("api_cors_origins")
     @classmethod

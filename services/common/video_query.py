@@ -9,7 +9,7 @@ reach other fields.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 SortOrder = Literal["-published_at", "published_at", "relevance"]
@@ -69,22 +69,43 @@ _PLAIN_WORD = re.compile(r"[^\s\"()|+\-*~\\][^\s\"()|*~\\]*")
 
 @dataclass(frozen=True)
 class Filters:
-    """What a listing is narrowed to: q, channels, publish-time bounds (epoch ms), a configured query."""
+    """What a listing is narrowed to: q, channels, publish-time bounds (epoch ms), a configured query.
+
+    ``published_within_ms`` is a bound relative to a moment ("the last day"): ``at(moment)`` turns it
+    into a lower bound before any query is built from the filters.
+    """
 
     q: str | None = None
     channel_ids: tuple[str, ...] = ()
     published_after_ms: int | None = None
     published_before_ms: int | None = None
     query: str | None = None
+    published_within_ms: int | None = None
 
     def canonical(self) -> dict[str, Any]:
-        return {
+        canonical: dict[str, Any] = {
             "q": self.q,
             "channel_id": sorted(set(self.channel_ids)),
             "after": self.published_after_ms,
             "before": self.published_before_ms,
             "query": self.query,
         }
+        if self.published_within_ms is not None:  # absent otherwise: earlier fingerprints stay the same
+            canonical["within"] = self.published_within_ms
+        return canonical
+
+    def at(self, moment_ms: int) -> Filters:
+        """These filters as of ``moment_ms``: published_within becomes a lower bound counted back from it."""
+        if self.published_within_ms is None:
+            return self
+        bound = moment_ms - self.published_within_ms
+        after = bound if self.published_after_ms is None else max(self.published_after_ms, bound)
+        return replace(self, published_after_ms=after, published_within_ms=None)
+
+    def require_absolute(self) -> None:
+        """Stores call this before reading the bounds: a relative bound left unresolved would be ignored."""
+        if self.published_within_ms is not None:
+            raise ValueError("published_within must be resolved with Filters.at(moment) before a query is built")
 
 
 @dataclass(frozen=True)
@@ -147,6 +168,7 @@ def text_query(q: str, *, whole_words: bool = False) -> dict[str, Any]:
 
 def filter_clauses(filters: Filters, snapshot_ms: int | None) -> list[dict[str, Any]]:
     """The filters (all but q) as filter clauses; ``snapshot_ms`` keeps videos first seen by then."""
+    filters.require_absolute()
     clauses: list[dict[str, Any]] = []
     if filters.channel_ids:
         clauses.append({"terms": {"channel_id": list(filters.channel_ids)}})

@@ -10,10 +10,11 @@ from services.api.errors import invalid, unavailable
 from services.api.params import HistogramParams
 from services.api.responses import json_response
 from services.common.errors import StoreUnavailableError
+from services.common.timefmt import to_epoch_ms, utc_now
 
 
 async def histogram(request: web.Request, params: HistogramParams) -> web.Response:
-    filters = params.filters()
+    filters = params.filters().at(to_epoch_ms(utc_now()))
     try:
         counts, served_by = await request.app[STORES].with_fallback(
             "histogram",

@@ -51,14 +51,25 @@ async def list_videos(request: web.Request, params: VideoListParams) -> web.Resp
 
 
 def _page_request(codec: CursorCodec, params: VideoListParams, filters: Filters, fingerprint: str) -> PageRequest:
-    """The first page of a walk fixes its snapshot time; a later page continues from its cursor."""
+    """The first page of a walk fixes its snapshot time; a later page continues from its cursor.
+
+    published_within counts back from the snapshot time, so every page of a walk has the same bound.
+    """
     if params.cursor is None:
-        return PageRequest(filters, params.sort, params.limit, to_epoch_ms(utc_now()))
+        snapshot_ms = to_epoch_ms(utc_now())
+        return PageRequest(filters.at(snapshot_ms), params.sort, params.limit, snapshot_ms)
     try:
         cursor = codec.decode(params.cursor, fingerprint, params.sort)
     except InvalidCursorError as exc:
         raise ApiError(400, "invalid_cursor", str(exc), "cursor") from None
-    return PageRequest(filters, params.sort, params.limit, cursor.snapshot_ms, cursor.search_after, cursor.pit_id)
+    return PageRequest(
+        filters.at(cursor.snapshot_ms),
+        params.sort,
+        params.limit,
+        cursor.snapshot_ms,
+        cursor.search_after,
+        cursor.pit_id,
+    )
 
 
 async def _relevance_page(stores: Stores, page_request: PageRequest) -> Page:
