@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aio_pika
+import aiohttp
+import feedparser  # type: ignore[import-untyped]
 import pytest
 from elasticsearch import AsyncElasticsearch
 from playwright.async_api import Browser, expect
@@ -598,3 +600,28 @@ async def test_an_unreachable_api_is_reported_and_retry_recovers(dash: Dashboard
     await error.get_by_role("button", name="Try again").click()
     await shows(dash, await api_ids(api, []))
     await expect(dash.page.locator("#list-state")).to_be_empty()
+
+
+async def test_the_feed_link_is_the_feed_of_the_filters_on_screen(
+    dash: DashboardPage, api: str, catalogue: list[VideoEvent]
+) -> None:
+    await dash.open("?q=highlights&range=7d&query=cricket&sort=published_at")
+    filters = [("q", "highlights"), ("published_within", "P7D"), ("query", "cricket")]
+    feed_path = "/api/v1/feeds/videos.atom?" + urlencode(filters)
+    await expect(dash.page.locator("#feed-link")).to_have_attribute("href", feed_path)
+    await expect(dash.page.locator("#feed-alternate")).to_have_attribute("href", feed_path)
+    async with aiohttp.ClientSession() as session, session.get(api + feed_path) as response:
+        assert response.status == 200
+        parsed = feedparser.parse(await response.read())
+    assert not parsed.bozo
+    newest = await api_ids(api, filters, limit=50)  # the feed has no sort: newest first, whatever the page's
+    assert newest
+    assert [entry.id for entry in parsed.entries] == [f"yt:video:{video_id}" for video_id in newest]
+
+    # The feed's alternate link is this dashboard with the same filters.
+    alternate = next(link.href for link in parsed.feed.links if link.rel == "alternate")
+    await dash.page.goto(alternate)
+    await expect(dash.page.locator("#q")).to_have_value("highlights")
+    await expect(dash.page.locator("#range")).to_have_value("7d")
+    await expect(dash.page.locator("#query")).to_have_value("cricket")
+    await shows(dash, await api_ids(api, filters))

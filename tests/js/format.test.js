@@ -10,6 +10,7 @@ import {
   formatCount,
   formatDuration,
   formatRelative,
+  parseDuration,
   formatSeconds,
   formatTick,
   formatViews,
@@ -79,4 +80,13 @@ test("datetime-local fields round trip in local time", () => {
   assert.equal(fromLocalInput("2026-03-01T09:05"), "2026-03-01T09:05:00.000Z");
   assert.equal(fromLocalInput(""), null);
   assert.equal(fromLocalInput("nonsense"), null);
+});
+
+test("durations as published_within takes them, in milliseconds; anything else is null", () => {
+  assert.equal(parseDuration("PT1H"), 3600e3);
+  assert.equal(parseDuration("P1W"), 7 * 86400e3);
+  assert.equal(parseDuration("P1DT12H"), 1.5 * 86400e3);
+  assert.equal(parseDuration("PT90M"), 5400e3);
+  assert.equal(parseDuration("PT30S"), 30e3);
+  for (const text of ["", null, "P", "PT", "P1DT", "P1Y", "P1M", "p1d", "PT0S", "PT1.5H"]) assert.equal(parseDuration(text), null, text);
 });

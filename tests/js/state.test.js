@@ -5,12 +5,15 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import test from "node:test";
 
-import { DEFAULT_SORT, MAX_Q_LENGTH } from "../../services/api/static/js/contract.js";
+import { DEFAULT_SORT, FEED_PATH, MAX_Q_LENGTH } from "../../services/api/static/js/contract.js";
+import { parseDuration } from "../../services/api/static/js/format.js";
 import {
   RANGES,
+  RANGE_DURATIONS,
   activeFilterCount,
   apiFilters,
   emptyState,
+  feedUrl,
   hasFilters,
   normalise,
   selectedBucket,
@@ -108,4 +111,25 @@ test("the page's Published options are the quick picks, any time and custom", ()
   const select = html.match(/<select id="range">([\s\S]*?)<\/select>/)[1];
   const values = [...select.matchAll(/<option value="([^"]*)"/g)].map((m) => m[1]);
   assert.deepEqual(values, ["", ...Object.keys(RANGES), "custom"]);
+});
+
+test("the feed link carries the filters: quick picks as published_within, custom ranges as bounds, no sort", () => {
+  assert.equal(feedUrl(emptyState()), FEED_PATH);
+  const state = { ...emptyState(), q: " a b ", channels: ["UCa", "UCb"], range: "24h", query: "x", sort: "published_at" };
+  assert.equal(feedUrl(state), `${FEED_PATH}?q=a+b&channel_id=UCa&channel_id=UCb&published_within=P1D&query=x`);
+  const custom = { ...emptyState(), range: "custom", after: "2026-02-01T00:00:00.000Z", before: null };
+  assert.equal(feedUrl(custom), `${FEED_PATH}?published_after=2026-02-01T00%3A00%3A00.000Z`);
+  for (const [key, duration] of Object.entries(RANGE_DURATIONS)) assert.equal(parseDuration(duration), RANGES[key], key);
+  assert.deepEqual(Object.keys(RANGE_DURATIONS), Object.keys(RANGES));
+});
+
+test("published_within in a URL (a feed's alternate link) is a quick pick, or a range back from now", () => {
+  assert.equal(stateFromUrl("?published_within=PT24H", NOW).range, "24h");
+  assert.equal(stateFromUrl("?published_within=P7D&q=x", NOW).range, "7d");
+  const state = stateFromUrl("?published_within=P3D&published_before=2026-03-01", NOW);
+  assert.equal(state.range, "custom");
+  assert.equal(state.after, new Date(NOW - 3 * 86400e3).toISOString());
+  assert.equal(state.before, "2026-03-01T00:00:00.000Z");
+  assert.equal(stateFromUrl("?published_within=P1Y", NOW).range, "");
+  assert.equal(stateFromUrl("?range=1h&published_within=P7D", NOW).range, "1h");
 });

@@ -2,7 +2,7 @@
 search box and sort options) are the API's values: a copy that drifts fails here.
 
 The Python side is read from the parameter models' JSON schema, the contract the API enforces and
-documents, and from the histogram's bucket widths.
+documents, from the histogram's bucket widths, and from the feed's route.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from services.api.buckets import INTERVAL_MS
+from services.api.handlers.feeds import FEED_PATH
 from services.api.params import ChannelListParams, HistogramParams, VideoListParams
 
 STATIC = Path(__file__).resolve().parents[2] / "services" / "api" / "static"
@@ -53,6 +54,7 @@ def python_constants() -> dict[str, Any]:
         "CHANNEL_ID_PATTERN": videos["channel_id"]["items"]["pattern"],
         "MAX_LIMIT": videos["limit"]["maximum"],
         "INTERVAL_MS": dict(INTERVAL_MS),
+        "FEED_PATH": FEED_PATH,
     }
 
 

@@ -53,6 +53,8 @@ const ELEMENT_IDS = {
   chart: "chart",
   notice: "notice",
   summary: "summary",
+  feedLink: "feed-link",
+  feedAlternate: "feed-alternate",
   resultsHeading: "results-heading",
   banner: "live-banner",
   results: "results",

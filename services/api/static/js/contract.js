@@ -1,6 +1,6 @@
-// The values the dashboard shares with the API's parameter rules: copies of the Python ones, which
+// The values the dashboard shares with the API (parameter rules, a route): copies of the Python ones, which
 // tests/unit/test_dashboard_constants.py compares with the API's parameter schema (it fails when a
-// copy here drifts). index.html repeats two of them (the search box's maxlength, the sort options).
+// copy here drifts). index.html repeats three of them (the search box's maxlength, the sort options, the feed path).
 
 // The sort orders of /api/v1/videos, and its default.
 export const SORTS = ["-published_at", "published_at", "relevance"];
@@ -15,3 +15,5 @@ export const CHANNEL_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const MAX_LIMIT = 100;
 // The width of a histogram bucket per interval.
 export const INTERVAL_MS = { hour: 3600e3, day: 86400e3 };
+// The Atom feed of the video list's filters (the newest videos, for feed readers).
+export const FEED_PATH = "/api/v1/feeds/videos.atom";

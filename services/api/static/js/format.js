@@ -85,3 +85,14 @@ export function fromLocalInput(value) {
   const ms = new Date(value).getTime();
   return Number.isNaN(ms) ? null : new Date(ms).toISOString();
 }
+
+// An ISO 8601 duration as the API's published_within takes it (P1D, PT6H, P1W, P1DT12H), in
+// milliseconds; null for anything else (years and months have no fixed length).
+const DURATION = /^P(?:(\d+)W|(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?)$/;
+export function parseDuration(text) {
+  const match = DURATION.exec(text || "");
+  if (!match || text === "P" || text.endsWith("T")) return null;
+  const [weeks, days, hours, minutes, seconds] = match.slice(1).map((n) => Number(n || 0));
+  const ms = ((((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000;
+  return ms > 0 ? ms : null;
+}

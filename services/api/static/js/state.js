@@ -2,10 +2,13 @@
 // they mean. URL parameters use the API's own names, so a shared link reads like the API call behind it.
 // Pure functions: no DOM, no clock other than the one passed in.
 
-import { CHANNEL_ID_PATTERN, DEFAULT_SORT, MAX_Q_LENGTH, SORTS } from "./contract.js";
+import { CHANNEL_ID_PATTERN, DEFAULT_SORT, FEED_PATH, MAX_Q_LENGTH, SORTS } from "./contract.js";
+import { parseDuration } from "./format.js";
 
-// The quick picks of the "Published" select (the range parameter), as spans back from now.
+// The quick picks of the "Published" select (the range parameter), as spans back from now, and as
+// the API's published_within durations (what the feed link carries).
 export const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3 };
+export const RANGE_DURATIONS = { "1h": "PT1H", "24h": "P1D", "7d": "P7D" };
 
 export function emptyState() {
   return { q: "", channels: [], range: "", after: null, before: null, query: "", sort: DEFAULT_SORT };
@@ -18,14 +21,24 @@ function isoOrNull(text) {
   return Number.isNaN(ms) ? null : new Date(ms).toISOString();
 }
 
-export function stateFromUrl(search) {
+// A feed's alternate link (and any API-style link) may say published_within: a quick pick of the
+// same span, otherwise a custom range starting that long before ``nowMs``.
+export function stateFromUrl(search, nowMs = Date.now()) {
   const params = new URLSearchParams(search);
   const state = emptyState();
   state.q = (params.get("q") || "").slice(0, MAX_Q_LENGTH);
   state.channels = [...new Set(params.getAll("channel_id").filter((id) => CHANNEL_ID_PATTERN.test(id)))];
   const range = params.get("range");
+  const within = parseDuration(params.get("published_within"));
+  const quick = Object.keys(RANGES).find((key) => RANGES[key] === within);
   if (range && Object.hasOwn(RANGES, range)) {
     state.range = range;
+  } else if (quick) {
+    state.range = quick;
+  } else if (within) {
+    state.range = "custom";
+    state.after = new Date(nowMs - within).toISOString();
+    state.before = isoOrNull(params.get("published_before"));
   } else {
     state.after = isoOrNull(params.get("published_after"));
     state.before = isoOrNull(params.get("published_before"));
@@ -73,6 +86,24 @@ export function apiFilters(state, nowMs) {
   }
   if (state.query) params.set("query", state.query);
   return params;
+}
+
+// The Atom feed of these filters: the same q, channels and query; a quick pick stays relative
+// (published_within), a custom range is its absolute bounds. A feed has no sort: always newest first.
+export function feedUrl(state) {
+  const params = new URLSearchParams();
+  const q = state.q.trim();
+  if (q) params.set("q", q);
+  for (const id of state.channels) params.append("channel_id", id);
+  if (state.range && state.range !== "custom") {
+    params.set("published_within", RANGE_DURATIONS[state.range]);
+  } else if (state.range === "custom") {
+    if (state.after) params.set("published_after", state.after);
+    if (state.before) params.set("published_before", state.before);
+  }
+  if (state.query) params.set("query", state.query);
+  const text = params.toString();
+  return text ? `${FEED_PATH}?${text}` : FEED_PATH;
 }
 
 export function hasFilters(state) {

@@ -8,7 +8,7 @@ import { createChart } from "./chart.js";
 import { INTERVAL_MS } from "./contract.js";
 import { formatCount, toLocalInput } from "./format.js";
 import { createResultsView } from "./results.js";
-import { activeFilterCount, hasFilters, selectedBucket } from "./state.js";
+import { activeFilterCount, feedUrl, hasFilters, selectedBucket } from "./state.js";
 import { renderStatus, renderStatusError } from "./status.js";
 
 // actions: those of results.js, plus removeChannel(id) and selectBucket(startMs, widthMs).
@@ -37,6 +37,10 @@ export function createView(els, actions) {
     relevance.textContent = searching ? "Best match" : "Best match (needs a search)";
     els.sort.value = filters.sort;
     els.clearFilters.hidden = !hasFilters(filters);
+    // The feed of what is on screen, for a feed reader; the page's head announces it too.
+    const feed = feedUrl(filters);
+    els.feedLink.href = feed;
+    els.feedAlternate.href = feed;
     document.title = searching ? `“${filters.q.trim()}” · tubewatch` : "tubewatch — newest videos";
   }
 
