@@ -1,24 +1,31 @@
-"""``make bench-fetcher``: quota spent per new video, and freshness (visible in search -> confirmed).
+"""``make bench-fetcher``: freshness under one project's real quota, equal against rate-weighted scheduling.
 
-Two scenarios, both against the YouTube emulator and the real RabbitMQ and MongoDB:
+Three runs, against the YouTube emulator and the real RabbitMQ and MongoDB:
 
-- **real quota, simulated hours** — two projects of 100 search calls a day, two queries at a
-  realistic upload rate, late indexing on. The fetcher runs in-process on the emulator's clock,
-  which the benchmark moves straight to each next cycle: hours of quota-paced polling take a
-  minute or two. Freshness is measured in emulator time (``fetched_at``, the frozen instant the
-  page was read and its messages confirmed, minus the video's ``visibleAt``).
+- **real quota, equal** and **real quota, rate-weighted** — the same world twice: one project of
+  100 search calls a day, two queries uploading 40 and 4 videos an hour (duplicates and empty last
+  pages on; late indexing off, as in the planner's model, or ``--late-fraction``), 6 simulated hours
+  from just after midnight Pacific time. The fetcher
+  runs in-process on the emulator's clock, which the benchmark moves straight to each moment the
+  fetcher wakes: hours of quota-paced polling take seconds. Freshness is measured in emulator time
+  (``fetched_at``, the frozen instant the page was read and its messages confirmed, minus the
+  video's ``visibleAt``) for every video that became visible in the 6 hours; the run goes on until
+  each query was polled once after them. Beside them, the model's lower bound: the least mean delay
+  the planner's model allows with one call a poll and the day's 100 calls
+  (``services/common/poll_plan.py`` with the true upload rates).
 - **demo budget, real time** — the fetcher as a real process with the demo's large budget,
   polling every ``POLL_INTERVAL_SECONDS``; freshness is wall-clock time from visibility to the
   message's arrival in the queue.
 
-Results are printed and written to ``.local/bench/fetcher.json``. A benchmark, not a test:
-figures depend on the machine and on what else runs on it.
+Results are printed (the two schedulings side by side) and written to ``.local/bench/fetcher.json``.
+A benchmark, not a test: figures depend on the machine and on what else runs on it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -27,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,15 +44,17 @@ import psutil
 from pymongo import AsyncMongoClient
 from tqdm import tqdm
 
+from services.common.poll_plan import ItemInputs, PlanInputs, plan_polls
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import QueueNames
+from services.fetcher.clock import next_reset
 from services.youtube_emulator.testing import quiet_settings
 from tests.integration.fetcher_support import (
     EmulatorDrivenClock,
     FetcherProcess,
-    InProcessFetcher,
     QueueTap,
     RunningEmulator,
+    advance_to_next_cycle,
     epoch,
     fake_key,
     fetcher_env,
@@ -109,44 +118,41 @@ def _summary(
     }
 
 
-async def _truth(emulator: RunningEmulator) -> dict[str, dict[str, Any]]:
+async def _truth(emulator: RunningEmulator, queries: list[str]) -> dict[str, dict[str, Any]]:
     truth: dict[str, dict[str, Any]] = {}
-    for query in QUERIES:
+    for query in queries:
         truth.update(await emulator.visible(query))
     return truth
 
 
-async def _advance_to_next_cycle(emulator: RunningEmulator, fetcher: InProcessFetcher) -> None:
-    """Wait until the fetcher sleeps, then move the clock to the moment it wakes; wait for that cycle."""
-    scheduler = fetcher.scheduler
-    await _until(lambda: scheduler.next_cycle_at is not None or scheduler.resume_at is not None)
-    wake = scheduler.next_cycle_at or scheduler.resume_at
-    assert wake is not None
-    cycles = scheduler.cycles
-    emulator.set_clock(wake.timestamp() + 0.001, frozen=True)
-    # the cycle ran and the fetcher sleeps again (or every key is parked until the reset)
-    await _until(
-        lambda: scheduler.cycles > cycles and (scheduler.next_cycle_at is not None or scheduler.resume_at is not None)
-    )
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    # Polled: the scheduler's own attributes are the signal.
-    held = not condition()
-    while held:
-        await asyncio.sleep(0.002)
-        held = not condition()
+def _poll_starts(emulator: RunningEmulator, query: str) -> list[float]:
+    """When each poll of ``query`` began (its first page-one search call), on the emulator's clock."""
+    starts: list[float] = []
+    for call in emulator.calls:
+        first_page = call.method == "search" and call.params.get("q") == query and "pageToken" not in call.params
+        if first_page and call.status == 200 and (not starts or call.at - starts[-1] > 1):
+            starts.append(call.at)
+    return starts
 
 
 async def real_quota_simulated(
-    stack: StackSettings, amqp: aio_pika.abc.AbstractRobustConnection, database: str, hours: float, rate: float
+    stack: StackSettings,
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    database: str,
+    *,
+    scheduling: str,
+    hours: float,
+    rates_per_hour: dict[str, float],
+    late_fraction: float,
 ) -> dict[str, Any]:
+    """One project's real quota on the emulator's clock: every video's wait from visible to confirmed."""
     names = QueueNames(f"bench-fetcher-{uuid.uuid4().hex[:8]}.videos", f"bench-fetcher-{uuid.uuid4().hex[:8]}.index")
+    queries = list(rates_per_hour)
     settings = quiet_settings(
-        search_queries=QUERIES,
-        emulator_videos_per_minute=rate,
+        search_queries=queries,
+        emulator_query_videos_per_minute={q: rate / 60 for q, rate in rates_per_hour.items()},
         emulator_backfill_seconds=3600,
-        emulator_late_fraction=0.05,
+        emulator_late_fraction=late_fraction,
         emulator_late_max_seconds=600,
         emulator_live_fraction=0.02,
         emulator_duplicate_rate=0.02,
@@ -154,41 +160,45 @@ async def real_quota_simulated(
         emulator_search_calls_per_day=100,
     )
     start = epoch(DAY_START)
+    end = start + hours * 3600
     async with running_emulator(settings, now=start, frozen=True) as emulator, queue_tap(amqp, names) as tap:
         env = fetcher_env(
             stack,
             names,
             database,
             emulator,
-            youtube_api_keys=f"{fake_key('bench-1')} {fake_key('bench-2')}",
-            search_queries=",".join(QUERIES),
+            youtube_api_keys=fake_key("bench-1"),
+            search_queries=",".join(queries),
             youtube_search_calls_per_day=100,
             poll_interval_seconds=10,
             initial_lookback_seconds=3600,
-            lease_ttl_seconds=60,
+            query_scheduling=scheduling,
+            lease_ttl_seconds=3600,
         )
-        intervals: list[float] = []
         async with in_process_fetcher(env, EmulatorDrivenClock(emulator)) as fetcher:
-            end = start + hours * 3600
-            with tqdm(total=round(hours * 60), unit="min", desc="  simulated", leave=False) as progress:
-                while emulator.state.clock.now() < end:
-                    await _advance_to_next_cycle(emulator, fetcher)
-                    if fetcher.scheduler.budget.plan is not None:
-                        intervals.append(fetcher.scheduler.budget.plan.effective_interval)
-                    progress.update(round((emulator.state.clock.now() - start) / 60) - progress.n)
-            truth = await _truth(emulator)
+            total = round(hours * 60)
+            with tqdm(total=total, unit="min", desc=f"  {scheduling}", leave=False) as progress:
+                # Until every query was polled once after the end: each video visible by then had its poll.
+                while min((_poll_starts(emulator, q) or [start])[-1] for q in queries) < end:
+                    await advance_to_next_cycle(emulator, fetcher)
+                    progress.update(min(total, round((emulator.state.clock.now() - start) / 60)) - progress.n)
+            health = await fetcher.health()
+            truth = await _truth(emulator, queries)
             spend = await emulator.admin("GET", "/admin/spend")
             await asyncio.sleep(1)  # let the tap drain the last confirms
         rejected = sum(k["rejected"] for k in spend["keys"].values())
     await _cleanup_queues(amqp, names)
-    # Only videos that became visible while the fetcher ran (the backfill was caught up at start),
-    # and not in the last interval (a cycle had no chance to see them yet).
-    last_cycle_at = max((datetime.fromisoformat(m.body["fetched_at"]).timestamp() for m in tap.messages), default=start)
-    fresh, late = _freshness_from_fetched_at(tap, truth, start, last_cycle_at)
-    truth = {vid: v for vid, v in truth.items() if epoch(v["visibleAt"]) <= last_cycle_at}
+    # Only videos that became visible while the fetcher ran (the backfill was caught up at start).
+    truth = {vid: v for vid, v in truth.items() if start <= epoch(v["visibleAt"]) <= end}
+    fresh, late = _freshness_from_fetched_at(tap, truth, start, end)
     search_calls, videos_calls = _spend_totals(spend)
-    return _summary(
-        "real quota (2 projects x 100 searches/day), simulated",
+    spacing = {}
+    for query in queries:
+        polls = [t for t in _poll_starts(emulator, query) if start < t <= end]
+        gaps = [b - a for a, b in itertools.pairwise(polls)]
+        spacing[query] = round(statistics.median(gaps), 1) if gaps else None
+    summary = _summary(
+        f"one project (100 searches/day), {scheduling} scheduling",
         tap=tap,
         truth=truth,
         freshness=fresh,
@@ -196,13 +206,32 @@ async def real_quota_simulated(
         search_calls=search_calls,
         videos_calls=videos_calls,
         extra={
+            "scheduling": scheduling,
             "simulated_hours": hours,
-            "queries": len(QUERIES),
-            "uploads_per_minute_per_query": rate,
-            "effective_interval_median_seconds": round(statistics.median(intervals), 1) if intervals else None,
+            "uploads_per_hour": rates_per_hour,
+            "late_fraction": late_fraction,
+            "poll_spacing_median_seconds": spacing,
+            "planned": health.get("budget", {}).get("queries"),
             "quota_errors": rejected,
         },
     )
+    summary["freshness_mean_seconds"] = round(statistics.fmean(fresh), 1) if fresh else None
+    return summary
+
+
+def model_lower_bound(rates_per_hour: dict[str, float], calls: int, seconds: float) -> tuple[float, dict[str, float]]:
+    """The model's least mean delay: one call a poll, the day's calls, the true upload rates."""
+    plan = plan_polls(
+        PlanInputs(
+            items=[ItemInputs(q, upload_rate=r / 3600) for q, r in rates_per_hour.items()],
+            calls_left=calls,
+            seconds_to_reset=seconds,
+            min_interval=10,
+            max_interval=3600,
+        )
+    )
+    assert plan.mean_delay is not None
+    return plan.mean_delay, {item.name: round(item.interval, 1) for item in plan.items}
 
 
 def _freshness_from_fetched_at(
@@ -256,7 +285,7 @@ async def demo_real_time(
                 await asyncio.sleep(seconds)
             finally:
                 await fetcher.stop()
-        truth = await _truth(emulator)
+        truth = await _truth(emulator, QUERIES)
         spend = await emulator.admin("GET", "/admin/spend")
     await _cleanup_queues(amqp, names)
     # wall clock: the emulator's clock is real time here, and the tap stamps arrivals
@@ -300,22 +329,63 @@ async def _cleanup_queues(amqp: aio_pika.abc.AbstractRobustConnection, names: Qu
     await channel.close()
 
 
+def _side_by_side(equal: dict[str, Any], rate: dict[str, Any], bound: float, bound_intervals: dict[str, float]) -> str:
+    def minutes(value: float | None) -> str:
+        return "-" if value is None else f"{value / 60:.1f} min"
+
+    rows = [
+        ("", "equal", "rate-weighted", "model's lower bound"),
+        (
+            "mean delay",
+            minutes(equal["freshness_mean_seconds"]),
+            minutes(rate["freshness_mean_seconds"]),
+            minutes(bound),
+        ),
+        ("p50", minutes(equal["freshness_p50_seconds"]), minutes(rate["freshness_p50_seconds"]), ""),
+        ("p99", minutes(equal["freshness_p99_seconds"]), minutes(rate["freshness_p99_seconds"]), ""),
+        ("search calls", str(equal["search_calls"]), str(rate["search_calls"]), ""),
+        (
+            "poll spacing",
+            str(equal["poll_spacing_median_seconds"]),
+            str(rate["poll_spacing_median_seconds"]),
+            str(bound_intervals),
+        ),
+    ]
+    return "\n".join(f"  {a:14} {b:>34} {c:>34} {d:>30}" for a, b, c, d in rows)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=float, default=6, help="simulated hours under the real quota")
+    parser.add_argument("--hours", type=float, default=6, help="simulated hours under one project's real quota")
     parser.add_argument("--seconds", type=float, default=60, help="real-time demo scenario length")
-    parser.add_argument("--rate", type=float, default=2.0, help="uploads per minute per query (simulated day)")
+    parser.add_argument(
+        "--late-fraction", type=float, default=0.0, help="share of videos search shows late (real quota)"
+    )
     parser.add_argument("--demo-rate", type=float, default=30.0, help="uploads per minute per query (demo)")
     args = parser.parse_args()
+    rates = {"cricket": 40.0, "world cup": 4.0}
     stack = StackSettings()
     amqp = await aio_pika.connect_robust(stack.amqp_url)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
     results = []
     try:
-        for name, run in (
-            ("real quota", lambda db: real_quota_simulated(stack, amqp, db, args.hours, args.rate)),
-            ("demo", lambda db: demo_real_time(stack, amqp, db, args.seconds, args.demo_rate)),
-        ):
+        runs: list[tuple[str, Callable[[str], Awaitable[dict[str, Any]]]]] = [
+            (
+                f"real quota, {scheduling} scheduling",
+                lambda db, scheduling=scheduling: real_quota_simulated(  # type: ignore[misc]
+                    stack,
+                    amqp,
+                    db,
+                    scheduling=scheduling,
+                    hours=args.hours,
+                    rates_per_hour=rates,
+                    late_fraction=args.late_fraction,
+                ),
+            )
+            for scheduling in ("equal", "rate")
+        ]
+        runs.append(("demo", lambda db: demo_real_time(stack, amqp, db, args.seconds, args.demo_rate)))
+        for name, run in runs:
             database = f"bench_fetcher_{uuid.uuid4().hex[:8]}"
             print(f"{name}: running")
             try:
@@ -325,6 +395,15 @@ async def main() -> None:
     finally:
         await amqp.close()
         await mongo.close()
+    day_start = datetime.fromtimestamp(epoch(DAY_START), UTC)
+    bound, bound_intervals = model_lower_bound(rates, 100, (next_reset(day_start) - day_start).total_seconds())
+    equal, rate = results[0], results[1]
+    comparison = {
+        "model_lower_bound_mean_seconds": round(bound, 1),
+        "model_intervals_seconds": bound_intervals,
+        "rate_mean_over_bound": round(rate["freshness_mean_seconds"] / bound, 3),
+        "rate_mean_below_equal": round(1 - rate["freshness_mean_seconds"] / equal["freshness_mean_seconds"], 3),
+    }
     report = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -333,6 +412,7 @@ async def main() -> None:
             "python": platform.python_version(),
             "load_average": [round(x, 2) for x in os.getloadavg()],
         },
+        "comparison": comparison,
         "results": results,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -342,6 +422,10 @@ async def main() -> None:
         for key, value in result.items():
             if key != "scenario":
                 print(f"  {key:38} {value}")
+    print(f"\nfreshness over all videos (visible in search -> confirmed), {args.hours:g} simulated hours:")
+    print(_side_by_side(equal, rate, bound, bound_intervals))
+    print(f"  weighted mean / bound: {comparison['rate_mean_over_bound']} (target <= 1.2)")
+    print(f"  weighted mean below equal's: {comparison['rate_mean_below_equal']:.1%} (target >= 20%)")
     print(f"\nwritten to {RESULTS.relative_to(PROJECT_ROOT)}")
 
 
