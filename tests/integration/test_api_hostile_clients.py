@@ -195,8 +195,10 @@ async def slow_client(port: int, opening: bytes, drip: bytes) -> float:
     loop = asyncio.get_running_loop()
     with socket.socket() as sock:
         sock.setblocking(False)
-        await loop.sock_connect(sock, ("127.0.0.1", port))
+        # The clock starts before connecting: the server's timer cannot start earlier than that,
+        # whereas this loop may resume from the connect well after the server accepted.
         started = time.monotonic()
+        await loop.sock_connect(sock, ("127.0.0.1", port))
         await loop.sock_sendall(sock, opening)
 
         async def dripping() -> None:
