@@ -1,4 +1,10 @@
-"""The message the fetcher publishes and the indexer consumes: one video found by one query."""
+"""The message the fetcher publishes and the indexer consumes: one video, and how it was found.
+
+Version 1 named the search query that found the video; version 2 says how it was found in
+``found_by`` (a search query, or a followed channel's uploads), so a video found through a
+channel has no query. The indexer accepts both; fetchers publish version 2, so indexers are
+upgraded first.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-EVENT_SCHEMA_VERSION: Literal[1] = 1
+EVENT_SCHEMA_VERSION: Literal[2] = 2
 # YouTube went public in 2005; nothing can have been published before.
 EARLIEST_PUBLISH_DATE = datetime(2005, 4, 1, tzinfo=UTC)
 # Clocks drift and scheduled broadcasts exist, but a publish date further ahead than this is garbage,
@@ -15,6 +21,10 @@ EARLIEST_PUBLISH_DATE = datetime(2005, 4, 1, tzinfo=UTC)
 MAX_FUTURE_SKEW = timedelta(days=1)
 VIDEO_ID_PATTERN = r"^[A-Za-z0-9_-]{11}$"
 ThumbnailName = Literal["default", "medium", "high", "standard", "maxres"]
+CHANNEL_ID_PATTERN = r"^UC[A-Za-z0-9_-]{22}$"
+FoundBySource = Literal["search", "channel"]
+# How a channel's video reached the fetcher: a read of its uploads playlist (a push comes later).
+ChannelVia = Literal["poll", "push"]
 
 
 class Thumbnail(BaseModel):
@@ -25,19 +35,63 @@ class Thumbnail(BaseModel):
     height: int | None = Field(default=None, ge=0)
 
 
+class FoundBy(BaseModel):
+    """One way a video was found: by a search query, or through a followed channel.
+
+    ``as_document`` is the entry stored in a video's ``found_by`` list (MongoDB and Elasticsearch):
+    always the same keys in the same order, so equal entries are equal documents.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: FoundBySource
+    query: str | None = Field(default=None, min_length=1, max_length=500)
+    channel_id: str | None = Field(default=None, pattern=CHANNEL_ID_PATTERN)
+    via: ChannelVia | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_the_source(self) -> FoundBy:
+        if self.source == "search" and (self.query is None or self.channel_id is not None or self.via is not None):
+            raise ValueError("a search find names its query, and no channel or via")
+        if self.source == "channel" and (self.channel_id is None or self.via is None or self.query is not None):
+            raise ValueError("a channel find names its channel_id and via, and no query")
+        return self
+
+    @classmethod
+    def search(cls, query: str) -> FoundBy:
+        return cls(source="search", query=query)
+
+    @classmethod
+    def channel(cls, channel_id: str, via: ChannelVia = "poll") -> FoundBy:
+        return cls(source="channel", channel_id=channel_id, via=via)
+
+    def as_document(self) -> dict[str, str]:
+        if self.source == "search":
+            assert self.query is not None
+            return {"source": "search", "query": self.query}
+        assert self.channel_id is not None and self.via is not None
+        return {"source": "channel", "channel_id": self.channel_id, "via": self.via}
+
+
 class VideoEvent(BaseModel):
     """A snapshot of a video as the fetcher saw it. Text fields hold raw (unescaped) text.
 
     ``fetched_at`` orders snapshots of the same video: a consumer never lets an older snapshot
     overwrite a newer one. Unknown fields are ignored so a newer producer does not poison an
     older consumer; an incompatible change bumps ``schema_version``.
+
+    ``found_by`` says how this snapshot was found; ``query`` is its query when search found it and
+    None otherwise (a version 1 message has only ``query``: it was found by that search). Build
+    one with ``found_by=FoundBy.search(q)`` or ``FoundBy.channel(id)``, or, as before,
+    ``query=q`` alone.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    schema_version: Literal[1] = EVENT_SCHEMA_VERSION
+    schema_version: Literal[1, 2] = EVENT_SCHEMA_VERSION
     video_id: str = Field(pattern=VIDEO_ID_PATTERN)
-    query: str = Field(min_length=1, max_length=500)
+    query: str | None = Field(default=None, min_length=1, max_length=500)
+    found_by: FoundBy = None  # type: ignore[assignment]  # filled from ``query`` when absent
     title: str = Field(max_length=1000)
     description: str = Field(default="", max_length=10_000)
     published_at: AwareDatetime
@@ -55,6 +109,23 @@ class VideoEvent(BaseModel):
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _found_by_of_version_1(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("found_by") is None:
+            if data.get("query") is None:
+                raise ValueError("an event names how the video was found: found_by, or (version 1) query")
+            return {**data, "found_by": {"source": "search", "query": data["query"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _query_of_the_find(self) -> VideoEvent:
+        if self.query != self.found_by.query:
+            if self.query is not None:
+                raise ValueError("query differs from found_by's query")
+            object.__setattr__(self, "query", self.found_by.query)
+        return self
 
     @model_validator(mode="after")
     def _plausible_publish_date(self) -> VideoEvent:
