@@ -28,6 +28,12 @@ LEASE_ID = "fetcher"
 # The quota budget as the leader last computed it: a single document, _id = BUDGET_ID.
 BUDGET_COLLECTION = "fetcher_budget"
 BUDGET_ID = "budget"
+# The units pool (channels.list, playlistItems.list, videos.list) beside it: _id = UNITS_BUDGET_ID.
+UNITS_BUDGET_ID = "units"
+# One document per followed channel, _id = the channel id (UC…).
+CHANNEL_STATE_COLLECTION = "fetcher_channels"
+# Most video ids a channel's document remembers (the newest by publish time are kept).
+MAX_KNOWN_VIDEOS = 2000
 
 
 class _StateDoc(BaseModel):
@@ -161,6 +167,108 @@ class BudgetDoc(_StateDoc):
     planned_queries: list[str] = Field(default_factory=list)
     # The calls left cannot poll every query every max_query_interval_seconds: intervals stretched.
     budget_too_small: bool = False
+    lease_token: int = 0
+
+
+# The followed channels as the leader last chose them: a single document, _id = FOLLOWS_ID.
+FOLLOWS_COLLECTION = "fetcher_follows"
+FOLLOWS_ID = "follows"
+
+
+class AutoFollowDoc(_StateDoc):
+    """A channel auto-follow chose: its rank among the candidates and the videos search found in the window."""
+
+    channel_id: str
+    rank: int
+    count: int
+    since: AwareDatetime  # the evaluation it joined in
+
+
+class FollowsDoc(_StateDoc):
+    """FOLLOW_CHANNELS and the auto-followed channels (services/fetcher/follows.py), best rank first."""
+
+    id: str = Field(default=FOLLOWS_ID, alias="_id")
+    explicit: list[str] = Field(default_factory=list)
+    auto: list[AutoFollowDoc] = Field(default_factory=list)
+    # AUTO_FOLLOW_CHANNELS and AUTO_FOLLOW_WINDOW_DAYS (as seconds) the set was chosen with.
+    top_n: int = 0
+    window_seconds: float = 0.0
+    evaluated_at: AwareDatetime | None = None
+    lease_token: int = 0
+
+
+ChannelStatus = Literal["ok", "not_found"]
+
+
+class KnownVideoDoc(_StateDoc):
+    """A video of the channel already published (or too old to publish), by id: newness is judged by id."""
+
+    video_id: str
+    published_at: AwareDatetime
+
+
+class ChannelStateDoc(_StateDoc):
+    """A followed channel as the fetcher reads it: its uploads playlist, what it knows and its plan."""
+
+    channel_id: str = Field(alias="_id")
+    # ok: read by its uploads playlist; not_found: channels.list does not know the id (not read again
+    # until the configuration, config_digest, changes).
+    status: ChannelStatus = "ok"
+    config_digest: str | None = None
+    # items[0].contentDetails.relatedPlaylists.uploads, asked once from channels.list.
+    uploads_playlist_id: str | None = None
+    # Where its first read started (now - INITIAL_LOOKBACK_SECONDS): nothing published earlier goes out.
+    origin: AwareDatetime | None = None
+    # Ids already published (or met below the origin), newest first, at most MAX_KNOWN_VIDEOS.
+    known_videos: list[KnownVideoDoc] = Field(default_factory=list)
+    last_read_at: AwareDatetime | None = None
+    # The last read of every page of its uploads playlist (daily: a late-published video sits low).
+    last_deep_read_at: AwareDatetime | None = None
+    videos_published: int = 0
+    # Units its last read spent (playlistItems.list pages).
+    units_last_read: int = 0
+    # What its reads measured (upload rate, units per second of interval) and its planned interval.
+    poll_stats: PollStatsDoc = Field(default_factory=PollStatsDoc)
+    interval_seconds: float | None = None
+    # Delays from videoPublishedAt to the broker's confirm of the videos it published, per hour.
+    freshness: list[FreshnessHourDoc] = Field(default_factory=list)
+    updated_at: AwareDatetime | None = None
+    lease_token: int = 0
+
+
+class ProjectUnitsDoc(_StateDoc):
+    """One Cloud project's units pool today."""
+
+    project: str
+    units_spent: int = 0
+    units_left: int = 0
+    # A 403 quotaExceeded on a unit call: its unit calls wait until then (its searches go on).
+    parked_until: AwareDatetime | None = None
+
+
+class UnitsBudgetDoc(_StateDoc):
+    """The units pool as the leader last planned channel reads by it (_id UNITS_BUDGET_ID in BUDGET_COLLECTION)."""
+
+    id: str = Field(default=UNITS_BUDGET_ID, alias="_id")
+    units_per_day: int
+    reserve_for_enrichment: float
+    # Units the usable projects may still spend on channel reads today (the reserve kept aside).
+    read_units_left_today: int
+    units_left_today: int
+    units_spent_today: int
+    reset_at: AwareDatetime
+    projects: list[ProjectUnitsDoc] = Field(default_factory=list)
+    min_channel_interval_seconds: float = 0.0
+    max_channel_interval_seconds: float = 0.0
+    # The followed channels the plan shares the units among.
+    planned_channels: list[str] = Field(default_factory=list)
+    # The units left cannot read every channel every max_channel_interval_seconds: intervals stretched.
+    budget_too_small: bool = False
+    # Every project's unit calls are parked: no channel read until resume_at.
+    all_units_parked: bool = False
+    resume_at: AwareDatetime | None = None
+    leader: str | None = None
+    updated_at: AwareDatetime
     lease_token: int = 0
 
 
