@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Annotated
 
 from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from services.common.poll_plan import Scheduling
 from services.common.redact import key_fingerprint
@@ -14,7 +17,10 @@ from services.common.settings import (
     LoggingSettings,
     MongoSettings,
     YouTubeSettings,
+    split_list,
 )
+
+CHANNEL_ID = re.compile(r"UC[A-Za-z0-9_-]{22}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,34 @@ class Settings(YouTubeSettings, AmqpSettings, MongoSettings, FetcherPortSettings
     # rate: each query polled at a rate proportional to the square root of its upload rate;
     # equal: every query at the same interval.
     query_scheduling: Scheduling = "rate"
+    # Auto-follow: the channels whose videos search found most often over the window (0: none),
+    # beside FOLLOW_CHANNELS; re-chosen hourly (services/fetcher/follows.py).
+    auto_follow_channels: int = Field(default=20, ge=0)
+    auto_follow_window_days: float = Field(default=7, gt=0)
+
+    # Channels whose uploads playlists are read (UC + 22 characters), comma- or whitespace-separated.
+    follow_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Units (channels.list, playlistItems.list, videos.list: 1 a call) a Cloud project may spend per
+    # Pacific-time day, and the share of them channel reads leave to videos.list.
+    youtube_units_per_day: int = Field(default=10_000, ge=1)
+    units_reserve_for_enrichment: float = Field(default=0.2, ge=0, lt=1)
+    # Every followed channel is read at least this often while the units allow (the budget wins),
+    # and never more often than the minimum.
+    max_channel_interval_seconds: float = Field(default=1800, gt=0)
+    min_channel_interval_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("follow_channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: object) -> list[str]:
+        return split_list(value, r"[,\s]+")
+
+    @field_validator("follow_channels")
+    @classmethod
+    def _channel_ids(cls, value: list[str]) -> list[str]:
+        for channel_id in value:
+            if not CHANNEL_ID.fullmatch(channel_id):
+                raise ValueError(f"{channel_id!r} is not a channel id (UC and 22 of A-Z, a-z, 0-9, _ and -)")
+        return list(dict.fromkeys(value))
 
     @field_validator("youtube_api_keys")
     @classmethod
