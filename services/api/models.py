@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.api.channel_status import AutoFollowStatus, FollowedChannel, UnitsPool
 from services.api.errors import ErrorCode
 
 
@@ -144,6 +145,11 @@ class FetcherStatus(_Model):
     budget_too_small: bool | None = Field(
         description="true while the calls left cannot poll every query every max_query_interval_seconds."
     )
+    followed_channels: list[FollowedChannel] = Field(
+        description="FOLLOW_CHANNELS in their order, then the auto-followed channels by rank, with how each is read."
+    )
+    auto_follow: AutoFollowStatus | None = Field(description="null until a fetcher chose the followed channels.")
+    units: UnitsPool | None = Field(description="The units pool (channel reads, videos.list); null until planned.")
 
 
 class QueueStatus(_Model):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from services.api.channel_status import channel_status
 from services.api.stores import Stores
 from services.common.errors import StoreUnavailableError
 from services.common.fetcher_state import (
@@ -172,6 +173,7 @@ async def pipeline_status(stores: Stores, probe: QueueProbe, names: QueueNames) 
             "expires_at": _time(lease.expires_at),
             "active": as_utc(lease.expires_at) > now,
         }
+    fetcher |= await channel_status(db)
     indexed: int | None = None
     if stores.es_available:
         try:

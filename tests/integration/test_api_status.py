@@ -17,14 +17,22 @@ from services.api.app import create_app
 from services.api.models import PipelineStatus, QueryList
 from services.common.fetcher_state import (
     BUDGET_COLLECTION,
+    CHANNEL_STATE_COLLECTION,
+    FOLLOWS_COLLECTION,
     KEY_STATE_COLLECTION,
     LEASE_COLLECTION,
     QUERY_STATE_COLLECTION,
+    AutoFollowDoc,
     BudgetDoc,
+    ChannelStateDoc,
+    FollowsDoc,
     KeyStateDoc,
+    KnownVideoDoc,
     LeaseDoc,
     PollStatsDoc,
+    ProjectUnitsDoc,
     QueryStateDoc,
+    UnitsBudgetDoc,
     freshness_docs,
 )
 from services.common.freshness import FreshnessDigest
@@ -69,6 +77,7 @@ async def test_a_fresh_install_has_a_status_of_nothing_yet(api: TestClient[Any, 
     assert status.indexer.queue.messages is None
     assert status.indexer.queue.error == "queue does not exist yet"
     assert status.videos.stored == 0
+    assert (status.fetcher.followed_channels, status.fetcher.auto_follow, status.fetcher.units) == ([], None, None)
     queries = QueryList.model_validate(await (await api.get("/api/v1/queries")).json())
     assert [q.query for q in queries.items] == ["cricket", "world cup"]
     assert all(q.last_poll_at is None and q.watermark is None for q in queries.items)
@@ -173,9 +182,11 @@ async def test_a_malformed_state_document_is_skipped_not_a_500(
 ) -> None:
     await mongo_db[KEY_STATE_COLLECTION].insert_one({"_id": "fp-weird", "state": "exploded"})
     await mongo_db[LEASE_COLLECTION].insert_one({"_id": "fetcher", "holder": 12})
+    await mongo_db[FOLLOWS_COLLECTION].insert_one({"_id": "follows", "auto": [{"channel_id": 3}]})
     status = await _status(api)
     assert status.fetcher.key_details == []
     assert status.fetcher.leader is None
+    assert (status.fetcher.followed_channels, status.fetcher.auto_follow) == ([], None)
 
 
 async def test_queries_show_the_plan_rebuilt_from_the_fetchers_inputs_and_the_measured_freshness(
@@ -228,3 +239,90 @@ async def test_queries_show_the_plan_rebuilt_from_the_fetchers_inputs_and_the_me
     assert status.fetcher.scheduling == "rate"
     assert status.fetcher.max_query_interval_seconds == 7200
     assert status.fetcher.budget_too_small is False
+
+
+async def test_status_lists_the_followed_channels_with_why_and_how_they_are_read_and_the_units_pool(
+    api: TestClient[Any, Any], mongo_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    now = utc_now().replace(microsecond=0)
+    named, missing, busy, quiet = (f"UC{n:022d}" for n in range(1, 5))
+    await mongo_db[FOLLOWS_COLLECTION].insert_one(
+        FollowsDoc(
+            explicit=[named, missing],
+            auto=[
+                AutoFollowDoc(channel_id=busy, rank=1, count=40, since=now - timedelta(days=2)),
+                AutoFollowDoc(channel_id=quiet, rank=2, count=7, since=now - timedelta(hours=3)),
+            ],
+            top_n=20,
+            window_seconds=7 * 86_400,
+            evaluated_at=now - timedelta(minutes=10),
+        ).model_dump(by_alias=True)
+    )
+    await mongo_db[CHANNEL_STATE_COLLECTION].insert_many(
+        [
+            ChannelStateDoc(
+                channel_id=named,
+                uploads_playlist_id="UU" + named[2:],
+                known_videos=[KnownVideoDoc(video_id="abcdefghijk", published_at=now)],
+                last_read_at=now - timedelta(seconds=30),
+                last_deep_read_at=now - timedelta(hours=5),
+                videos_published=12,
+                interval_seconds=95.5,
+            ).model_dump(by_alias=True),
+            ChannelStateDoc(channel_id=missing, status="not_found").model_dump(by_alias=True),
+            ChannelStateDoc(channel_id=busy, interval_seconds=60, last_read_at=now).model_dump(by_alias=True),
+            # a channel no longer followed is not listed
+            ChannelStateDoc(channel_id="UC" + "9" * 22, last_read_at=now).model_dump(by_alias=True),
+        ]
+    )
+    await mongo_db[BUDGET_COLLECTION].insert_one(
+        UnitsBudgetDoc(
+            units_per_day=10_000,
+            reserve_for_enrichment=0.2,
+            read_units_left_today=6_000,
+            units_left_today=8_000,
+            units_spent_today=12_000,
+            reset_at=now + timedelta(hours=6),
+            projects=[
+                ProjectUnitsDoc(project="p2", units_spent=10_000, units_left=0, parked_until=now + timedelta(hours=6)),
+                ProjectUnitsDoc(project="p1", units_spent=2_000, units_left=8_000),
+            ],
+            max_channel_interval_seconds=1800,
+            planned_channels=[named, busy, quiet],
+            updated_at=now,
+        ).model_dump(by_alias=True)
+    )
+
+    fetcher = (await _status(api)).fetcher
+    listed = [(c.channel_id, c.reason, c.rank, c.count) for c in fetcher.followed_channels]
+    assert listed == [
+        (named, "explicit", None, None),
+        (missing, "explicit", None, None),
+        (busy, "auto", 1, 40),
+        (quiet, "auto", 2, 7),
+    ]
+    first, not_found, top, unread = fetcher.followed_channels
+    assert (first.status, first.interval_seconds, first.videos_published) == ("ok", 95.5, 12)
+    assert first.last_read_at == now - timedelta(seconds=30)
+    assert first.last_deep_read_at == now - timedelta(hours=5)
+    assert (first.auto_since, top.auto_since) == (None, now - timedelta(days=2))
+    assert not_found.status == "not_found"
+    assert (top.status, top.interval_seconds, top.last_read_at) == ("ok", 60, now)
+    assert (unread.status, unread.interval_seconds, unread.last_read_at, unread.videos_published) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert fetcher.auto_follow is not None
+    assert (fetcher.auto_follow.channels, fetcher.auto_follow.window_days) == (20, 7)
+    assert fetcher.auto_follow.evaluated_at == now - timedelta(minutes=10)
+    units = fetcher.units
+    assert units is not None
+    assert (units.units_left_today, units.read_units_left_today, units.units_spent_today) == (8_000, 6_000, 12_000)
+    assert [(p.project, p.units_left, p.parked_until) for p in units.projects] == [
+        ("p1", 8_000, None),
+        ("p2", 0, now + timedelta(hours=6)),
+    ]
+    assert units.resets_at == now + timedelta(hours=6)
+    assert (units.budget_too_small, units.all_units_parked) == (False, False)
