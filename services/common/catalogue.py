@@ -13,13 +13,18 @@ from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 VIDEOS_COLLECTION = "videos"
-SEARCH_INDEX_VERSION = 1
+# 2: found_by (how each video was found). The mapping is strict, so every new field is a new version,
+# filled by the zero-downtime reindex (an upgraded indexer runs it at start, see services/indexer/upgrade.py).
+SEARCH_INDEX_VERSION = 2
 
 MONGO_VIDEO_INDEXES = [
     IndexModel([("video_id", ASCENDING)], unique=True, name="video_id_unique"),
     IndexModel([("published_at", DESCENDING), ("video_id", DESCENDING)], name="published_at_video_id"),
     IndexModel([("channel_id", ASCENDING), ("published_at", DESCENDING)], name="channel_published_at"),
     IndexModel([("title", TEXT), ("description", TEXT)], name="title_description_text", default_language="english"),
+    # Filters by how videos were found, and finds the videos stored before found_by existed (their key
+    # is null) without a collection scan, so an indexer can look for them at every start.
+    IndexModel([("found_by.source", ASCENDING)], name="found_by_source"),
 ]
 
 SEARCH_INDEX_SETTINGS: dict[str, Any] = {
@@ -93,6 +98,18 @@ SEARCH_INDEX_MAPPINGS: dict[str, Any] = {
         "thumbnails": {"type": "object", "enabled": False},
         "live_broadcast_content": {"type": "keyword"},
         "queries": {"type": "keyword"},
+        # A plain object, not nested: the filters ask "at least one entry with source X" (one field of
+        # an entry), which a flattened object answers exactly; nested would only matter for matching
+        # two fields of the same entry, and costs a hidden document per entry.
+        "found_by": {
+            "type": "object",
+            "properties": {
+                "source": {"type": "keyword"},
+                "query": {"type": "keyword"},
+                "channel_id": {"type": "keyword"},
+                "via": {"type": "keyword"},
+            },
+        },
         "duration_seconds": {"type": "integer"},
         "view_count": {"type": "long"},
         "like_count": {"type": "long"},

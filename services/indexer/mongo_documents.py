@@ -1,8 +1,13 @@
 """The MongoDB video document: a first snapshot as a new document, a later one as a merge pipeline.
 
 Idempotence: documents key on ``video_id``; a snapshot older than the stored one (``fetched_at``)
-leaves the video's fields alone but still merges the query that found it. Every write bumps
-``rev``, which Elasticsearch receives as the document's external version.
+leaves the video's fields alone but still merges how it was found: ``found_by`` (unique
+``FoundBy.as_document`` entries) and, for a search find, ``queries``, both unions whatever the
+order. Every write bumps ``rev``, which Elasticsearch receives as the document's external version.
+
+A video stored before ``found_by`` existed has only ``queries``: each query is a search entry
+(``FOUND_BY_OF_QUERIES``), which the merge adds too, so a document an older indexer wrote during an
+upgrade is completed by the next write.
 """
 
 from __future__ import annotations
@@ -47,10 +52,32 @@ def _snapshot(event: VideoEvent) -> dict[str, Any]:
     return snapshot
 
 
+# The search entries of a document's queries, in ``FoundBy.as_document`` form (same keys, same order).
+FOUND_BY_OF_QUERIES: dict[str, Any] = {
+    "$map": {
+        "input": {"$ifNull": ["$queries", []]},
+        "as": "query",
+        "in": {"source": {"$literal": "search"}, "query": "$$query"},
+    }
+}
+
+
+def _queries(event: VideoEvent) -> list[str]:
+    """What the event adds to ``queries``: its search query; nothing for a channel find."""
+    return [] if event.query is None else [event.query]
+
+
 def new_document(event: VideoEvent, now: datetime) -> dict[str, Any]:
     """The MongoDB document of a video's first snapshot: what the merge pipeline makes of nothing."""
     doc = _snapshot(event)
-    doc |= {"video_id": event.video_id, "queries": [event.query], "first_seen_at": now, "updated_at": now, "rev": 1}
+    doc |= {
+        "video_id": event.video_id,
+        "queries": _queries(event),
+        "found_by": [event.found_by.as_document()],
+        "first_seen_at": now,
+        "updated_at": now,
+        "rev": 1,
+    }
     # MongoDB keeps milliseconds: the copy sent to Elasticsearch must equal what a read (or a reindex)
     # of the stored document gives.
     for name in ("published_at", "fetched_at"):
@@ -79,7 +106,16 @@ def merge_pipeline(event: VideoEvent, now: datetime) -> list[dict[str, Any]]:
             "$set": {
                 **fields,
                 "video_id": {"$literal": event.video_id},
-                "queries": {"$setUnion": [{"$ifNull": ["$queries", []]}, [{"$literal": event.query}]]},
+                "queries": {"$setUnion": [{"$ifNull": ["$queries", []]}, {"$literal": _queries(event)}]},
+                # Whole entries compare equal only with the same keys in the same order, which
+                # as_document and FOUND_BY_OF_QUERIES guarantee; $setUnion then keeps one of each.
+                "found_by": {
+                    "$setUnion": [
+                        {"$ifNull": ["$found_by", []]},
+                        FOUND_BY_OF_QUERIES,
+                        {"$literal": [event.found_by.as_document()]},
+                    ]
+                },
                 "first_seen_at": {"$ifNull": ["$first_seen_at", {"$literal": now}]},
                 "updated_at": {"$literal": now},
                 "rev": {"$add": [{"$ifNull": ["$rev", 0]}, 1]},

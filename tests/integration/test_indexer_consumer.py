@@ -56,7 +56,7 @@ async def test_valid_events_are_stored_and_garbage_is_dead_lettered_with_reasons
 ) -> None:
     rng = random.Random(7)
     events = [make_event(rng) for _ in range(300)]
-    wrong_version = json.loads(events[0].model_dump_json()) | {"schema_version": 2, "video_id": "zzzzzzzzzzz"}
+    wrong_version = json.loads(events[0].model_dump_json()) | {"schema_version": 3, "video_id": "zzzzzzzzzzz"}
     garbage = {
         b"not json": "not JSON",
         b"\xff\xfe invalid utf-8": "not JSON",

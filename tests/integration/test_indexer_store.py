@@ -16,6 +16,7 @@ from services.common.catalogue import (
     VIDEOS_COLLECTION,
     ensure_mongo_indexes,
     ensure_search_index,
+    versioned_index_name,
 )
 from services.common.errors import StoreUnavailableError
 from services.common.timefmt import parse_rfc3339
@@ -104,7 +105,7 @@ async def test_the_alias_points_at_a_versioned_index_with_an_explicit_mapping(
     es: AsyncElasticsearch, es_alias: str
 ) -> None:
     index = await ensure_search_index(es, es_alias)
-    assert index == f"{es_alias}-v1"
+    assert index == versioned_index_name(es_alias)
     assert await ensure_search_index(es, es_alias) == index  # idempotent
     mapping = (await es.indices.get_mapping(index=index))[index]["mappings"]
     assert mapping["dynamic"] == "strict"
@@ -216,7 +217,7 @@ async def test_a_lost_index_is_recreated_and_never_replaced_by_an_unmapped_one(
     writer = await _writer(mongo_db, es, es_alias)
     assert await writer.write_batch([make_event(rng)]) == [None]
     # Elasticsearch loses its data (here: the index is deleted, and the alias with it).
-    await es.indices.delete(index=f"{es_alias}-v1")
+    await es.indices.delete(index=versioned_index_name(es_alias))
     event = make_event(rng)
     with pytest.raises(StoreUnavailableError, match="index_not_found_exception"):
         await writer.write_batch([event])
@@ -231,8 +232,8 @@ async def test_a_lost_index_is_recreated_and_never_replaced_by_an_unmapped_one(
 
 async def test_indexers_starting_together_share_one_index(es: AsyncElasticsearch, es_alias: str) -> None:
     created = await asyncio.gather(*(ensure_search_index(es, es_alias) for _ in range(5)))
-    assert set(created) == {f"{es_alias}-v1"}
-    assert list((await es.indices.get_alias(name=es_alias)).body) == [f"{es_alias}-v1"]
+    assert set(created) == {versioned_index_name(es_alias)}
+    assert list((await es.indices.get_alias(name=es_alias)).body) == [versioned_index_name(es_alias)]
 
 
 async def test_a_prefix_of_the_word_being_typed_matches_titles_and_descriptions(

@@ -12,10 +12,12 @@ from aiormq.abc import DeliveredMessage
 from bson.errors import InvalidDocument
 from pymongo.errors import DocumentTooLarge, OperationFailure
 
+from services.common.catalogue import SEARCH_DOCUMENT_FIELDS, SEARCH_INDEX_MAPPINGS
 from services.common.errors import StoreUnavailableError
+from services.common.events import FoundBy
 from services.indexer.es_bulk import search_source
 from services.indexer.es_errors import describe_item_error, sort_bulk_response
-from services.indexer.mongo_documents import SNAPSHOT_FIELDS, merge_pipeline, new_document
+from services.indexer.mongo_documents import MONGO_SEARCH_PROJECTION, SNAPSHOT_FIELDS, merge_pipeline, new_document
 from services.indexer.mongo_errors import describe_refusal, is_document_refusal
 from services.indexer.settlement import ATTEMPTS_HEADER, attempts_so_far
 from tests.factories import make_event
@@ -33,6 +35,40 @@ def test_a_first_snapshot_becomes_a_document_at_revision_1_with_milliseconds_onl
     assert doc["published_at"].microsecond % 1000 == 0
     assert doc["thumbnails"]["default"]["width"] == 120
     assert set(SNAPSHOT_FIELDS) <= set(doc)
+
+
+CHANNEL = "UCabcdefghijklmnopqrstuv"
+
+
+def test_a_first_search_find_records_its_query_and_one_search_entry() -> None:
+    doc = new_document(make_event(random.Random(3), query="golf"), NOW)
+    assert doc["queries"] == ["golf"]
+    assert doc["found_by"] == [{"source": "search", "query": "golf"}]
+
+
+def test_a_first_channel_find_adds_no_query_and_one_channel_entry() -> None:
+    doc = new_document(make_event(random.Random(4), found_by=FoundBy.channel(CHANNEL)), NOW)
+    assert doc["queries"] == []
+    assert doc["found_by"] == [{"source": "channel", "channel_id": CHANNEL, "via": "poll"}]
+
+
+def test_the_merge_unions_the_find_the_stored_entries_and_those_of_the_stored_queries() -> None:
+    (stage,) = merge_pipeline(make_event(random.Random(5), found_by=FoundBy.channel(CHANNEL)), NOW)
+    fields = stage["$set"]
+    assert fields["queries"] == {"$setUnion": [{"$ifNull": ["$queries", []]}, {"$literal": []}]}
+    stored, of_queries, found = fields["found_by"]["$setUnion"]
+    assert stored == {"$ifNull": ["$found_by", []]}
+    assert of_queries["$map"]["input"] == {"$ifNull": ["$queries", []]}
+    assert found == {"$literal": [{"source": "channel", "channel_id": CHANNEL, "via": "poll"}]}
+
+
+def test_found_by_is_read_from_mongodb_and_mapped_in_elasticsearch() -> None:
+    assert "found_by" in SEARCH_DOCUMENT_FIELDS
+    assert MONGO_SEARCH_PROJECTION["found_by"] == 1
+    entry = SEARCH_INDEX_MAPPINGS["properties"]["found_by"]["properties"]
+    assert {name: field["type"] for name, field in entry.items()} == dict.fromkeys(
+        ("source", "query", "channel_id", "via"), "keyword"
+    )
 
 
 def test_the_merge_takes_stored_text_literally_and_keeps_known_enrichment() -> None:
