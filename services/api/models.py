@@ -7,12 +7,13 @@ tests validate what they build against these models, so the schema and the outpu
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.channel_status import AutoFollowStatus, FollowedChannel, UnitsPool
 from services.api.errors import ErrorCode
+from services.common.events import ChannelVia
 
 
 class _Model(BaseModel):
@@ -31,6 +32,26 @@ class Thumbnails(_Model):
     high: Thumbnail | None = None
 
 
+class SearchFind(_Model):
+    """Found by the search of a configured query."""
+
+    source: Literal["search"]
+    query: str = Field(description="The configured search query (see /api/v1/queries).", examples=["cricket"])
+
+
+class ChannelFind(_Model):
+    """Found in a followed channel's uploads."""
+
+    source: Literal["channel"]
+    channel_id: str = Field(description="The followed channel.", examples=["UCiWLfSweyRNmLpgEHekhoAg"])
+    via: ChannelVia = Field(
+        description="poll: a read of the channel's uploads playlist; push: a WebSub notification of its feed."
+    )
+
+
+FoundByEntry = Annotated[SearchFind | ChannelFind, Field(discriminator="source")]
+
+
 class Video(_Model):
     video_id: str = Field(examples=["dQw4w9WgXcQ"])
     title: str
@@ -42,6 +63,12 @@ class Video(_Model):
     url: str = Field(examples=["https://www.youtube.com/watch?v=dQw4w9WgXcQ"])
     duration_seconds: int | None = Field(description="null where unknown.")
     view_count: int | None = Field(description="null where unknown.")
+    found_by: list[FoundByEntry] = Field(
+        description=(
+            "How the video was found, each way once: by a configured search query, or in a followed channel's "
+            "uploads. A video stored before channels were followed lists the queries whose search found it."
+        )
+    )
 
 
 class Total(_Model):

@@ -17,6 +17,7 @@ from services.api.pages import TOTAL_EXACT_UP_TO, Page, PageRequest
 from services.api.video_shape import VIDEO_SOURCE_FIELDS, public_video
 from services.common.catalogue import VIDEOS_COLLECTION
 from services.common.errors import StoreUnavailableError
+from services.common.events import FoundBySource
 from services.common.timefmt import from_epoch_ms, to_epoch_ms
 from services.common.video_query import Filters
 
@@ -52,6 +53,15 @@ def mongo_text_search(q: str) -> str | None:
     return " ".join(required + excluded)
 
 
+def found_by_filter(source: FoundBySource) -> dict[str, Any]:
+    """Videos with at least one find of ``source``; as in Elasticsearch, a video stored before
+    found_by existed (only ``queries``) counts as found by search."""
+    found = {"found_by.source": source}
+    if source != "search":
+        return found
+    return {"$or": [found, {"found_by.0": {"$exists": False}, "queries.0": {"$type": "string"}}]}
+
+
 def mongo_filter(filters: Filters, snapshot_ms: int | None) -> dict[str, Any]:
     filters.require_absolute()
     query: dict[str, Any] = {}
@@ -71,6 +81,8 @@ def mongo_filter(filters: Filters, snapshot_ms: int | None) -> dict[str, Any]:
         query["published_at"] = published
     if filters.query is not None:
         query["queries"] = filters.query
+    if filters.found_by is not None:
+        query |= found_by_filter(filters.found_by)
     if snapshot_ms is not None:
         query["first_seen_at"] = {"$lte": from_epoch_ms(snapshot_ms)}
     return query

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from services.api.buckets import TOO_MANY_BUCKETS, HistogramInterval, too_many_buckets
 from services.api.errors import ApiError, invalid
-from services.common.events import VIDEO_ID_PATTERN
+from services.common.events import VIDEO_ID_PATTERN, FoundBySource
 from services.common.timefmt import parse_duration, to_epoch_ms
 from services.common.video_query import Filters, SortOrder
 
@@ -158,6 +158,13 @@ class FilterParams(Params):
         max_length=500,
         description="Only videos found by this configured search query (see /api/v1/queries).",
     )
+    found_by: FoundBySource | None = Field(
+        default=None,
+        description=(
+            "Only videos found this way at least once: search (by a configured search query) or channel "
+            "(in a followed channel's uploads). A video found both ways matches either."
+        ),
+    )
 
     def filters(self) -> Filters:
         """The filters as the stores take them: times as epoch milliseconds, truncated as stored.
@@ -172,6 +179,7 @@ class FilterParams(Params):
             published_before_ms=None if self.published_before is None else to_epoch_ms(self.published_before),
             query=self.query,
             published_within_ms=None if within is None else within // timedelta(milliseconds=1),
+            found_by=self.found_by,
         )
 
     @model_validator(mode="after")
@@ -218,8 +226,8 @@ class HistogramParams(FilterParams):
 class FeedParams(FilterParams):
     """The filters of the video list and nothing else: a feed is always the FEED_SIZE newest matches.
 
-    Every filter of FilterParams is a feed parameter, so a filter added there (found_by, with
-    followed channels) is one here too, validated the same way.
+    Every filter of FilterParams is a feed parameter, so a filter added there (found_by, for
+    instance) is one here too, validated the same way.
     """
 
     refused: ClassVar[Mapping[str, str]] = {

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
-from services.common.events import video_url
+from services.common.events import ChannelVia, video_url
 from services.common.timefmt import format_epoch_ms, parse_rfc3339, to_epoch_ms
 
-# The fields a public video is built from.
+# The fields a public video is built from (queries: found_by of a video stored before it existed).
 VIDEO_SOURCE_FIELDS = (
     "video_id",
     "title",
@@ -19,8 +19,11 @@ VIDEO_SOURCE_FIELDS = (
     "thumbnails",
     "duration_seconds",
     "view_count",
+    "found_by",
+    "queries",
 )
 _THUMBNAIL_NAMES = ("default", "medium", "high")
+_CHANNEL_VIAS = get_args(ChannelVia)
 
 
 def published_ms(doc: dict[str, Any]) -> int:
@@ -29,6 +32,34 @@ def published_ms(doc: dict[str, Any]) -> int:
         published = parse_rfc3339(published)
     assert isinstance(published, datetime)
     return to_epoch_ms(published)
+
+
+def public_found_by(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """How the video was found, each way once: the stored entries, in the public keys of their source.
+
+    A document stored before found_by existed has only the queries whose search found it; those are
+    its finds then (the reindex writes the same entries into it).
+    """
+    stored = doc.get("found_by")
+    if not stored:
+        return [{"source": "search", "query": query} for query in doc.get("queries") or [] if isinstance(query, str)]
+    entries: list[dict[str, str]] = []
+    for entry in stored:
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("source") == "search" and isinstance(entry.get("query"), str):
+            shaped = {"source": "search", "query": entry["query"]}
+        elif (
+            entry.get("source") == "channel"
+            and isinstance(entry.get("channel_id"), str)
+            and entry.get("via") in _CHANNEL_VIAS
+        ):
+            shaped = {"source": "channel", "channel_id": entry["channel_id"], "via": entry["via"]}
+        else:
+            continue
+        if shaped not in entries:
+            entries.append(shaped)
+    return entries
 
 
 def public_video(doc: dict[str, Any], published_at_ms: int | None = None) -> dict[str, Any]:
@@ -51,4 +82,5 @@ def public_video(doc: dict[str, Any], published_at_ms: int | None = None) -> dic
         "url": video_url(video_id),
         "duration_seconds": doc.get("duration_seconds"),
         "view_count": doc.get("view_count"),
+        "found_by": public_found_by(doc),
     }

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from services.common.events import FoundBySource
+
 SortOrder = Literal["-published_at", "published_at", "relevance"]
 
 TEXT_FIELDS = ["title^3", "channel_title^2", "description"]
@@ -69,7 +71,8 @@ _PLAIN_WORD = re.compile(r"[^\s\"()|+\-*~\\][^\s\"()|*~\\]*")
 
 @dataclass(frozen=True)
 class Filters:
-    """What a listing is narrowed to: q, channels, publish-time bounds (epoch ms), a configured query.
+    """What a listing is narrowed to: q, channels, publish-time bounds (epoch ms), a configured query,
+    how the videos were found (``found_by``: at least one find of that source).
 
     ``published_within_ms`` is a bound relative to a moment ("the last day"): ``at(moment)`` turns it
     into a lower bound before any query is built from the filters.
@@ -81,6 +84,7 @@ class Filters:
     published_before_ms: int | None = None
     query: str | None = None
     published_within_ms: int | None = None
+    found_by: FoundBySource | None = None
 
     def canonical(self) -> dict[str, Any]:
         canonical: dict[str, Any] = {
@@ -92,6 +96,8 @@ class Filters:
         }
         if self.published_within_ms is not None:  # absent otherwise: earlier fingerprints stay the same
             canonical["within"] = self.published_within_ms
+        if self.found_by is not None:  # likewise
+            canonical["found_by"] = self.found_by
         return canonical
 
     def at(self, moment_ms: int) -> Filters:
@@ -181,9 +187,26 @@ def filter_clauses(filters: Filters, snapshot_ms: int | None) -> list[dict[str, 
         clauses.append({"range": {"published_at": bounds}})
     if filters.query is not None:
         clauses.append({"term": {"queries": filters.query}})
+    if filters.found_by is not None:
+        clauses.append(found_by_clause(filters.found_by))
     if snapshot_ms is not None:
         clauses.append({"range": {"first_seen_at": {"lte": snapshot_ms, "format": "epoch_millis"}}})
     return clauses
+
+
+def found_by_clause(source: FoundBySource) -> dict[str, Any]:
+    """Videos with at least one find of ``source``.
+
+    A video stored before found_by existed has only ``queries`` (search found it): it counts as
+    found by search, so the filter is right before, during and after the reindex that fills it in.
+    """
+    found = {"term": {"found_by.source": source}}
+    if source != "search":
+        return found
+    before_found_by = {
+        "bool": {"filter": [{"exists": {"field": "queries"}}], "must_not": [{"exists": {"field": "found_by"}}]}
+    }
+    return {"bool": {"should": [found, before_found_by], "minimum_should_match": 1}}
 
 
 def build_query(
