@@ -1,21 +1,23 @@
-"""Test-only controls under /admin/: reset, clock, injection, spend, ground truth and knobs.
+"""Test-only controls under /admin/: reset, clock, injection, spend, call log, ground truth and knobs.
 
-Admin calls never suffer faults and never spend quota.
+Admin calls never suffer faults, never spend quota and are not in the call log.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from services.youtube_emulator.quota import next_reset, pacific_day
+from services.youtube_emulator.calls import CallFilter, tally
+from services.youtube_emulator.channels import zipf_weights
+from services.youtube_emulator.quota import METHODS, next_reset, pacific_day
 from services.youtube_emulator.state import STATE, EmulatorState, WorldOverrides
 from services.youtube_emulator.timestamps import format_precise, format_timestamp, parse_rfc3339
-from services.youtube_emulator.world import Video
+from services.youtube_emulator.video import Video
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
@@ -43,6 +45,8 @@ class InjectBody(_Body):
     channel_id: str | None = Field(default=None, validation_alias=AliasChoices("channel_id", "channelId"))
     published_at: str | None = Field(default=None, validation_alias=AliasChoices("published_at", "publishedAt"))
     visible_at: str | None = Field(default=None, validation_alias=AliasChoices("visible_at", "visibleAt"))
+    uploaded_at: str | None = Field(default=None, validation_alias=AliasChoices("uploaded_at", "uploadedAt"))
+    privacy: Literal["public", "private", "deleted"] = "public"
     video_id: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_-]{11}$", validation_alias=AliasChoices("video_id", "videoId")
     )
@@ -62,14 +66,18 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/admin/config", get_config)
     app.router.add_post("/admin/config", set_config)
     app.router.add_get("/admin/world", world)
+    app.router.add_get("/admin/calls", calls)
+    app.router.add_get("/admin/uploads", uploads)
 
 
 def video_record(video: Video, now: float) -> dict[str, Any]:
     """A video as the ground truth lists it: raw (unescaped) text."""
     return {
         "videoId": video.video_id,
+        "uploadedAt": format_timestamp(video.uploaded_at),
         "publishedAt": format_timestamp(video.published_at),
         "visibleAt": format_timestamp(video.visible_at),
+        "privacy": video.privacy,
         "title": video.title,
         "description": video.description,
         "channelId": video.channel.channel_id,
@@ -157,6 +165,7 @@ async def inject_video(request: web.Request) -> web.Response:
         body = await _body(request, InjectBody)
         published = _time(body.published_at, "published_at")
         visible_at = _time(body.visible_at, "visible_at")
+        uploaded_at = _time(body.uploaded_at, "uploaded_at")
         video = state.world.inject(
             title=body.title,
             description=body.description,
@@ -166,6 +175,8 @@ async def inject_video(request: web.Request) -> web.Response:
             channel_id_=body.channel_id,
             visible_at=visible_at,
             video_id=body.video_id,
+            uploaded_at=uploaded_at,
+            privacy=body.privacy,
         )
     except (_BadRequest, ValueError) as exc:
         return _bad(str(exc))
@@ -232,11 +243,86 @@ def world_view(state: EmulatorState) -> dict[str, Any]:
         "late_fraction": p.late_fraction,
         "late_max_seconds": p.late_max_seconds,
         "live_fraction": p.live_fraction,
+        "channel_zipf_exponent": p.channel_zipf_exponent,
+        "scheduled_fraction": p.scheduled_fraction,
+        "scheduled_max_seconds": p.scheduled_max_seconds,
+        "private_fraction": p.private_fraction,
+        "deleted_fraction": p.deleted_fraction,
+        "search_lag_seconds": p.search_lag_seconds,
         "start": format_timestamp(w.start),
         "floor": format_timestamp(w.floor),
-        "channels": [{"channelId": c.channel_id, "title": c.title} for c in w.channels],
+        # Most prolific first: each channel's expected share of every query's videos.
+        "channels": [
+            {
+                "channelId": c.channel_id,
+                "title": c.title,
+                "uploadsPlaylistId": c.uploads_playlist_id,
+                "weight": round(weight, 6),
+            }
+            for c, weight in zip(w.channels, zipf_weights(len(w.channels), p.channel_zipf_exponent), strict=True)
+        ],
     }
 
 
 async def world(request: web.Request) -> web.Response:
     return web.json_response(world_view(request.app[STATE]))
+
+
+def _call_filter(query: Any) -> CallFilter:
+    methods = {m.strip() for m in ",".join(query.getall("method", [])).split(",") if m.strip()}
+    unknown = methods - set(METHODS)
+    if unknown:
+        raise _BadRequest(f"method: expected some of {', '.join(METHODS)}, got {', '.join(sorted(unknown))}")
+    try:
+        after = int(query["after"]) if "after" in query else None
+        limit = int(query.get("limit", "1000"))
+    except ValueError:
+        raise _BadRequest("after and limit must be integers") from None
+    return CallFilter(
+        methods=frozenset(methods) or None,
+        project=query.get("project") or None,
+        since=_time(query.get("since"), "since"),
+        after_seq=after,
+        limit=max(0, limit),
+    )
+
+
+async def calls(request: web.Request) -> web.Response:
+    """Recent API calls, oldest first: ?method=playlistItems,channels&project=&since=&after=<seq>&limit=."""
+    state = request.app[STATE]
+    try:
+        flt = _call_filter(request.query)
+    except _BadRequest as exc:
+        return _bad(str(exc))
+    picked = state.calls.select(flt)
+    return web.json_response(
+        {
+            "now": format_precise(state.now()),
+            "last_seq": state.calls.last_seq,
+            "evicted": state.calls.evicted,
+            "count": len(picked),
+            "by_method": tally(picked),
+            "calls": [call.as_dict() for call in picked],
+        }
+    )
+
+
+async def uploads(request: web.Request) -> web.Response:
+    """Ground truth of an uploads playlist (?channel_id=UC… or ?playlist_id=UU…), newest upload first."""
+    state = request.app[STATE]
+    playlist = request.query.get("playlist_id")
+    cid = request.query.get("channel_id")
+    channel = state.world.uploads.by_playlist(playlist) if playlist else state.world.uploads.channel(cid or "")
+    if channel is None:
+        return web.json_response({"error": "no such channel or uploads playlist"}, status=404)
+    now = state.now()
+    videos = state.world.uploads.uploads(channel.channel_id, now)
+    return web.json_response(
+        {
+            "channelId": channel.channel_id,
+            "uploadsPlaylistId": channel.uploads_playlist_id,
+            "now": format_precise(now),
+            "count": len(videos),
+            "videos": [{"position": i, **video_record(v, now)} for i, v in enumerate(videos)],
+        }
+    )

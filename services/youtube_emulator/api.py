@@ -16,7 +16,8 @@ from services.youtube_emulator.render import search_item, search_response, video
 from services.youtube_emulator.state import EmulatorState
 from services.youtube_emulator.timestamps import parse_rfc3339
 from services.youtube_emulator.tokens import PageToken, decode_page_token
-from services.youtube_emulator.world import EventType, Order, SearchFilter, Video
+from services.youtube_emulator.video import EventType, Video
+from services.youtube_emulator.world import Order, SearchFilter
 
 SEARCH_PARTS = ("id", "snippet")
 VIDEO_PARTS = ("contentDetails", "id", "liveStreamingDetails", "player", "snippet", "statistics", "status")
@@ -63,7 +64,7 @@ def _timestamp(params: Params, name: str, field: str) -> float | None:
     return value
 
 
-def _max_results(params: Params) -> int:
+def max_results(params: Params) -> int:
     raw = params.get("maxResults")
     if raw is None:
         return 5
@@ -117,7 +118,7 @@ def search(state: EmulatorState, params: Params, now: float) -> dict[str, Any]:
     order, types, event_type = _search_kinds(params)
     published_after = _timestamp(params, "publishedAfter", "published_after")
     published_before = _timestamp(params, "publishedBefore", "published_before")
-    limit = _max_results(params)
+    limit = max_results(params)
     token = _page_token(params)
     behaviour = state.behaviour
     start = _page_start(state, token, limit)

@@ -13,7 +13,9 @@ from aiohttp import web
 
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 
-Outcome = Literal["quota_exceeded", "rate_limited", "server_error", "invalid_key", "missing_key", "bad_request"]
+Outcome = Literal[
+    "quota_exceeded", "rate_limited", "server_error", "invalid_key", "missing_key", "bad_request", "not_found"
+]
 
 QUOTA_MESSAGE = (
     "The request cannot be completed because you have exceeded your "
@@ -208,7 +210,28 @@ def too_many_ids() -> ApiError:
     return _modern(400, "The request specifies an invalid filter parameter.", item, "bad_request")
 
 
-def no_filter() -> ApiError:
-    """videos.list without ``id`` (or chart/myRating): the documented missingRequiredParameter."""
-    item = {"domain": "youtube.parameter", "reason": "missingRequiredParameter", **_parameter("id")}
-    return _modern(400, "No filter selected. Expected one of: chart, id, myRating", item, "bad_request")
+def no_filter(expected: str = "chart, id, myRating", location: str = "id") -> ApiError:
+    """A list call without its filter: the documented missingRequiredParameter.
+
+    videos.list expects one of ``chart, id, myRating``; channels.list (here) ``id``;
+    playlistItems.list (here) ``playlistId``; the message lists what the method accepts.
+    """
+    item = {"domain": "youtube.parameter", "reason": "missingRequiredParameter", **_parameter(location)}
+    return _modern(400, f"No filter selected. Expected one of: {expected}", item, "bad_request")
+
+
+# Not found ------------------------------------------------------------------------------------
+
+PLAYLIST_NOT_FOUND_MESSAGE = (
+    "The playlist identified with the request's <code>playlistId</code> parameter cannot be found."
+)
+
+
+def playlist_not_found() -> ApiError:
+    """playlistItems.list of a playlist that does not exist: 404 playlistNotFound [DOC: errors page]."""
+    item = {
+        "domain": "youtube.playlistItem",
+        "reason": "playlistNotFound",
+        **_parameter("playlistId"),
+    }
+    return _modern(404, PLAYLIST_NOT_FOUND_MESSAGE, item, "not_found")

@@ -1,8 +1,11 @@
 """Daily quota per Cloud project, reset at midnight America/Los_Angeles of the emulator's clock.
 
 Two models: ``search_bucket`` (since 2026-06: 100 search.list calls per project and
-day, answered with a 429 when spent; other methods spend a 10,000-unit pool) and ``units`` (legacy:
-one 10,000-unit pool, search.list 100 units, answered with a 403 quotaExceeded).
+day, answered with a 429 when spent; every other method, here channels.list, playlistItems.list
+and videos.list, spends 1 unit of a separate 10,000-unit pool, answered with a 403 quotaExceeded
+when spent) and ``units`` (legacy: one 10,000-unit pool, search.list 100 units, the rest 1).
+A spent pool refuses only the calls that spend it: a spent search bucket leaves unit calls working
+and the other way round (youtube-channels.md §1).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from services.youtube_emulator.timestamps import format_timestamp
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 SEARCH_UNITS = 100
-VIDEOS_UNITS = 1
+VIDEOS_UNITS = 1  # videos.list, channels.list and playlistItems.list alike, whatever maxResults
 
-Method = Literal["search", "videos"]
+Method = Literal["search", "videos", "channels", "playlistItems"]
+METHODS: tuple[Method, ...] = ("search", "videos", "channels", "playlistItems")
+Resource = Literal["search", "units"]
 
 
 def pacific_day(epoch: float) -> date:
@@ -43,19 +48,36 @@ class QuotaPolicy(BaseModel):
     # In the model's own currency: search calls (search_bucket) or units (units).
     key_budgets: dict[str, int] = Field(default_factory=dict)
     project_budgets: dict[str, int] = Field(default_factory=dict)
+    # Always in units, whichever the model: the pool channels, playlistItems and videos calls spend.
+    key_unit_budgets: dict[str, int] = Field(default_factory=dict)
+    project_unit_budgets: dict[str, int] = Field(default_factory=dict)
 
 
 @dataclass
 class Spend:
     search_calls: int = 0
     videos_calls: int = 0
+    channels_calls: int = 0
+    playlist_items_calls: int = 0
     units: int = 0
     rejected: int = 0
+
+    def count(self, method: Method) -> None:
+        if method == "search":
+            self.search_calls += 1
+        elif method == "videos":
+            self.videos_calls += 1
+        elif method == "channels":
+            self.channels_calls += 1
+        else:
+            self.playlist_items_calls += 1
 
     def as_dict(self) -> dict[str, int]:
         return {
             "search_calls": self.search_calls,
             "videos_calls": self.videos_calls,
+            "channels_calls": self.channels_calls,
+            "playlist_items_calls": self.playlist_items_calls,
             "units": self.units,
             "rejected": self.rejected,
         }
@@ -86,24 +108,37 @@ class QuotaLedger:
             self._day = _Day(day)
         return self._day
 
-    def _metered(self, method: Method) -> tuple[Literal["search", "units"], int]:
+    def _metered(self, method: Method) -> tuple[Resource, int]:
         """Which resource a call spends and how much of it."""
         if self.policy.model == "units":
             return "units", SEARCH_UNITS if method == "search" else VIDEOS_UNITS
         return ("search", 1) if method == "search" else ("units", VIDEOS_UNITS)
 
-    def _primary(self) -> Literal["search", "units"]:
+    def _primary(self) -> Resource:
         return "search" if self.policy.model == "search_bucket" else "units"
 
-    def project_limit(self, project: str, resource: Literal["search", "units"]) -> int:
+    def project_limit(self, project: str, resource: Resource) -> int:
+        if resource == "units" and project in self.policy.project_unit_budgets:
+            return self.policy.project_unit_budgets[project]
         if resource == self._primary() and project in self.policy.project_budgets:
             return self.policy.project_budgets[project]
         return self.policy.search_calls_per_day if resource == "search" else self.policy.units_per_day
 
-    def key_limit(self, key: str, resource: Literal["search", "units"]) -> int | None:
+    def key_limit(self, key: str, resource: Resource) -> int | None:
+        if resource == "units" and key in self.policy.key_unit_budgets:
+            return self.policy.key_unit_budgets[key]
         if resource == self._primary():
             return self.policy.key_budgets.get(key)
         return None
+
+    def cost(self, method: Method) -> int:
+        """What one call of ``method`` spends in its own currency (search calls or units)."""
+        return self._metered(method)[1]
+
+    def units_of(self, method: Method) -> int:
+        """The units one call of ``method`` takes from the unit pool (0: it spends the search bucket)."""
+        resource, cost = self._metered(method)
+        return cost if resource == "units" else 0
 
     def charge(self, key: str, method: Method, now: float) -> errors.ApiError | None:
         """Spend for one call; return the quota error if the key's project (or key) is out."""
@@ -125,10 +160,7 @@ class QuotaLedger:
                 return errors.search_quota_exceeded(project_number(project))
             return errors.quota_exceeded()
         for spend in (key_spend, project_spend):
-            if method == "search":
-                spend.search_calls += 1
-            else:
-                spend.videos_calls += 1
+            spend.count(method)
             if resource == "units":
                 spend.units += cost
         return None
@@ -143,14 +175,22 @@ class QuotaLedger:
         keys: dict[str, object] = {}
         for key, spend in sorted(today.keys.items()):
             limit = self.key_limit(key, primary)
-            keys[key] = {"project": self.project_of(key), **spend.as_dict(), "budget": limit}
+            keys[key] = {
+                "project": self.project_of(key),
+                **spend.as_dict(),
+                "budget": limit,
+                "units_budget": self.key_limit(key, "units"),
+            }
         projects: dict[str, object] = {}
         for project, spend in sorted(today.projects.items()):
             limit = self.project_limit(project, primary)
+            units_limit = self.project_limit(project, "units")
             projects[project] = {
                 **spend.as_dict(),
                 "budget": limit,
                 "remaining": max(0, limit - used(spend)),
+                "units_budget": units_limit,
+                "units_remaining": max(0, units_limit - spend.units),
                 "project_number": project_number(project),
             }
         return {

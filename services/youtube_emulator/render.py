@@ -1,14 +1,22 @@
-"""Response bodies in YouTube's shapes: search.list and videos.list answers, item by item."""
+"""Response bodies in YouTube's shapes: search.list, videos.list, channels.list, playlistItems.list."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Any
 
 from services.youtube_emulator.content import html_escape, search_snippet
-from services.youtube_emulator.ids import etag
+from services.youtube_emulator.ids import digest, etag
 from services.youtube_emulator.timestamps import format_timestamp
-from services.youtube_emulator.world import Video
+from services.youtube_emulator.video import Channel, Video
+
+# What a playlist shows in place of a video other viewers may not see (reference §2, REPORTS).
+_HIDDEN_ITEMS = {
+    "private": ("Private video", "This video is private."),
+    "deleted": ("Deleted video", "This video is unavailable."),
+}
+_CHANNEL_EPOCH = 1_262_304_000  # 2010-01-01: generated channels were created in the 2010s
 
 _SIZES = (
     ("default", "default", 120, 90),
@@ -151,3 +159,94 @@ def videos_response(resources: list[dict[str, Any]]) -> dict[str, Any]:
         "items": resources,
         "pageInfo": {"totalResults": len(resources), "resultsPerPage": len(resources)},
     }
+
+
+def channel_resource(channel: Channel, parts: Sequence[str]) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "kind": "youtube#channel",
+        "etag": etag("channel", channel.channel_id, channel.title, *parts),
+        "id": channel.channel_id,
+    }
+    if "snippet" in parts:
+        created = _CHANNEL_EPOCH + int.from_bytes(digest("created", channel.channel_id, size=4), "big") % 315_360_000
+        handle = "".join(ch for ch in channel.title.casefold() if ch.isalnum())
+        description = f"New videos from {channel.title} every week."
+        image = "https://yt3.ggpht.com/" + channel.channel_id[2:]
+        resource["snippet"] = {
+            "title": channel.title,
+            "description": description,
+            "customUrl": f"@{handle or channel.channel_id.casefold()}",
+            "publishedAt": format_timestamp(created),
+            "thumbnails": {
+                name: {"url": f"{image}=s{size}-c-k-c0x00ffffff-no-rj", "width": size, "height": size}
+                for name, size in (("default", 88), ("medium", 240), ("high", 800))
+            },
+            "localized": {"title": channel.title, "description": description},
+        }
+    if "contentDetails" in parts:
+        resource["contentDetails"] = {"relatedPlaylists": {"likes": "", "uploads": channel.uploads_playlist_id}}
+    return resource
+
+
+def channels_response(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "kind": "youtube#channelListResponse",
+        "etag": etag("channels", *(r["etag"] for r in resources)),
+        "pageInfo": {"totalResults": len(resources), "resultsPerPage": len(resources)},
+        "items": resources,
+    }
+
+
+def playlist_item(video: Video, owner: Channel, position: int, now: float, parts: Sequence[str]) -> dict[str, Any]:
+    """An uploads-playlist item; a private, deleted or not-yet-published video shows as a hidden one."""
+    playlist_id = owner.uploads_playlist_id
+    public = video.is_public(now)
+    hidden = None if public else ("deleted" if video.privacy == "deleted" else "private")
+    item: dict[str, Any] = {
+        "kind": "youtube#playlistItem",
+        "etag": etag("playlist-item", playlist_id, video.video_id, position, hidden, video.title),
+        "id": base64.b64encode(f"{playlist_id}.{video.video_id}".encode()).decode("ascii"),
+    }
+    if "snippet" in parts:
+        title, description = _HIDDEN_ITEMS[hidden] if hidden else (video.title, video.description)
+        snippet: dict[str, Any] = {
+            "publishedAt": format_timestamp(video.uploaded_at),
+            "channelId": owner.channel_id,
+            "title": title,
+            "description": description,
+            "thumbnails": {} if hidden else thumbnails(video, now, extended=True),
+            "channelTitle": owner.title,
+            "playlistId": playlist_id,
+            "position": position,
+            "resourceId": {"kind": "youtube#video", "videoId": video.video_id},
+        }
+        if hidden is None:
+            snippet["videoOwnerChannelTitle"] = video.channel.title
+            snippet["videoOwnerChannelId"] = video.channel.channel_id
+        item["snippet"] = snippet
+    if "contentDetails" in parts:
+        details = {"videoId": video.video_id}
+        if hidden is None:
+            details["videoPublishedAt"] = format_timestamp(video.published_at)
+        item["contentDetails"] = details
+    if "status" in parts:
+        status = {None: "public", "private": "private", "deleted": "privacyStatusUnspecified"}[hidden]
+        item["status"] = {"privacyStatus": status}
+    return item
+
+
+def playlist_items_response(
+    items: list[dict[str, Any]], *, total: int, per_page: int, next_token: str | None, prev_token: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "kind": "youtube#playlistItemListResponse",
+        "etag": etag("playlist-items", total, next_token, prev_token, *(item["etag"] for item in items)),
+    }
+    if next_token is not None:
+        body["nextPageToken"] = next_token
+    if prev_token is not None:
+        body["prevPageToken"] = prev_token
+    # playlistItems.list reports the page size asked for, not the items on the page (UNCONFIRMED).
+    body["pageInfo"] = {"totalResults": total, "resultsPerPage": per_page}
+    body["items"] = items
+    return body

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.common.settings import EmulatorSettings, LoggingSettings, SearchQuerySettings, split_list
@@ -38,12 +38,19 @@ class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
     emulator_query_videos_per_minute: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     emulator_backfill_seconds: int = Field(default=3600, ge=0)
     emulator_channels: int = Field(default=20, ge=1, le=1000)
+    # Channel k (0-based) uploads with weight 1/(k+1)**exponent: 1.04 puts ~60% with the top 20 of 300.
+    emulator_channel_zipf_exponent: float = Field(default=1.04, ge=0.0, le=5.0)
     emulator_region_code: str = Field(default="US", pattern=r"^[A-Z]{2}$")
 
     # Quirks of the world (who is visible when) and of paging.
     emulator_late_fraction: Fraction = 0.05
     emulator_late_max_seconds: int = Field(default=600, ge=0)
     emulator_live_fraction: Fraction = 0.02
+    emulator_scheduled_fraction: Fraction = 0.02
+    emulator_scheduled_max_seconds: int = Field(default=21_600, ge=0)
+    emulator_private_fraction: Fraction = 0.01
+    emulator_deleted_fraction: Fraction = 0.005
+    emulator_search_lag_seconds: int = Field(default=0, ge=0)
     emulator_duplicate_rate: Fraction = 0.02
     emulator_empty_last_page_rate: Fraction = 0.05
     emulator_result_cap: int = Field(default=500, ge=1)
@@ -55,7 +62,12 @@ class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
     emulator_key_projects: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     emulator_key_budgets: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
     emulator_project_budgets: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    # Unit-pool (channels, playlistItems, videos) budgets per key or project, in either model.
+    emulator_key_unit_budgets: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    emulator_project_unit_budgets: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
     emulator_invalid_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # How many recent API calls GET /admin/calls keeps.
+    emulator_call_log_size: int = Field(default=20_000, ge=1)
 
     # Faults (probabilities per API call, drawn from a seeded RNG).
     emulator_fault_rate_limit: Fraction = 0.0
@@ -82,7 +94,14 @@ class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
     def _split_keys(cls, value: object) -> list[str]:
         return split_list(value, r"[,\s]+")
 
-    @field_validator("emulator_key_projects", "emulator_key_budgets", "emulator_project_budgets", mode="before")
+    @field_validator(
+        "emulator_key_projects",
+        "emulator_key_budgets",
+        "emulator_project_budgets",
+        "emulator_key_unit_budgets",
+        "emulator_project_unit_budgets",
+        mode="before",
+    )
     @classmethod
     def _mapping(cls, value: object) -> dict[str, str]:
         return parse_mapping(value)
@@ -100,6 +119,12 @@ class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
             rates[normalize_query(query)] = rate.strip()
         return rates
 
+    @model_validator(mode="after")
+    def _shares_fit(self) -> Settings:
+        if self.emulator_private_fraction + self.emulator_deleted_fraction > 1:
+            raise ValueError("EMULATOR_PRIVATE_FRACTION + EMULATOR_DELETED_FRACTION must not exceed 1")
+        return self
+
     @field_validator("emulator_query_videos_per_minute")
     @classmethod
     def _rates_in_range(cls, value: dict[str, float]) -> dict[str, float]:
@@ -107,7 +132,9 @@ class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
             raise ValueError("each query's videos per minute must be > 0 and <= 600")
         return value
 
-    @field_validator("emulator_key_budgets", "emulator_project_budgets")
+    @field_validator(
+        "emulator_key_budgets", "emulator_project_budgets", "emulator_key_unit_budgets", "emulator_project_unit_budgets"
+    )
     @classmethod
     def _non_negative(cls, value: dict[str, int]) -> dict[str, int]:
         if any(budget < 0 for budget in value.values()):

@@ -1,4 +1,4 @@
-"""Everything one emulator holds: clock, world, quota ledger, faults and the runtime knobs."""
+"""Everything one emulator holds: clock, world, quota ledger, call log, faults and the runtime knobs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.youtube_emulator.calls import CallLog
 from services.youtube_emulator.clock import Clock
 from services.youtube_emulator.faults import FaultInjector, FaultPolicy
 from services.youtube_emulator.hostile import HostileInjector, HostilePolicy
@@ -29,6 +30,8 @@ class Behaviour(BaseModel):
     key_projects: dict[str, str]
     key_budgets: dict[str, int]
     project_budgets: dict[str, int]
+    key_unit_budgets: dict[str, int]
+    project_unit_budgets: dict[str, int]
     invalid_keys: list[str]
     fault_rate_limit: float = _Fraction
     fault_5xx: float = _Fraction
@@ -55,6 +58,8 @@ class Behaviour(BaseModel):
             key_projects=dict(settings.emulator_key_projects),
             key_budgets=dict(settings.emulator_key_budgets),
             project_budgets=dict(settings.emulator_project_budgets),
+            key_unit_budgets=dict(settings.emulator_key_unit_budgets),
+            project_unit_budgets=dict(settings.emulator_project_unit_budgets),
             invalid_keys=list(settings.emulator_invalid_keys),
             fault_rate_limit=settings.emulator_fault_rate_limit,
             fault_5xx=settings.emulator_fault_5xx,
@@ -81,6 +86,8 @@ class Behaviour(BaseModel):
             key_projects=self.key_projects,
             key_budgets=self.key_budgets,
             project_budgets=self.project_budgets,
+            key_unit_budgets=self.key_unit_budgets,
+            project_unit_budgets=self.project_unit_budgets,
         )
 
     def hostile_policy(self) -> HostilePolicy:
@@ -117,6 +124,12 @@ class WorldOverrides(BaseModel):
     late_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
     late_max_seconds: int | None = Field(default=None, ge=0)
     live_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+    channel_zipf_exponent: float | None = Field(default=None, ge=0.0, le=5.0)
+    scheduled_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+    scheduled_max_seconds: int | None = Field(default=None, ge=0)
+    private_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+    deleted_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+    search_lag_seconds: int | None = Field(default=None, ge=0)
 
 
 def world_params(settings: Settings, overrides: WorldOverrides | None = None) -> WorldParams:
@@ -134,6 +147,12 @@ def world_params(settings: Settings, overrides: WorldOverrides | None = None) ->
         late_fraction=pick(o.late_fraction, settings.emulator_late_fraction),
         late_max_seconds=pick(o.late_max_seconds, settings.emulator_late_max_seconds),
         live_fraction=pick(o.live_fraction, settings.emulator_live_fraction),
+        channel_zipf_exponent=pick(o.channel_zipf_exponent, settings.emulator_channel_zipf_exponent),
+        scheduled_fraction=pick(o.scheduled_fraction, settings.emulator_scheduled_fraction),
+        scheduled_max_seconds=pick(o.scheduled_max_seconds, settings.emulator_scheduled_max_seconds),
+        private_fraction=pick(o.private_fraction, settings.emulator_private_fraction),
+        deleted_fraction=pick(o.deleted_fraction, settings.emulator_deleted_fraction),
+        search_lag_seconds=pick(o.search_lag_seconds, settings.emulator_search_lag_seconds),
         query_rates=tuple(
             sorted(
                 (normalize_query(q), float(r))
@@ -153,6 +172,7 @@ class EmulatorState:
         self.faults = FaultInjector(self.behaviour.fault_policy(), self.world.params.seed)
         self.hostile = HostileInjector(self.behaviour.hostile_policy(), self.world.params.seed)
         self.quirks = random.Random(self.world.params.seed + 1)
+        self.calls = CallLog(settings.emulator_call_log_size)
         self._high_water = self.clock.now()
 
     def reset(self, *, now: float | None = None, frozen: bool = False, overrides: WorldOverrides | None = None) -> None:
@@ -168,6 +188,7 @@ class EmulatorState:
         self.faults = FaultInjector(self.behaviour.fault_policy(), self.world.params.seed)
         self.hostile = HostileInjector(self.behaviour.hostile_policy(), self.world.params.seed)
         self.quirks = random.Random(self.world.params.seed + 1)
+        self.calls = CallLog(self.settings.emulator_call_log_size)
         self._high_water = self.clock.now()
 
     def configure(self, patch: dict[str, Any]) -> Behaviour:

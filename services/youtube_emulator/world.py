@@ -1,9 +1,10 @@
-"""The catalogue: deterministic per-query streams of videos plus videos injected by tests.
+"""The catalogue: deterministic per-query streams of videos (streams.py) plus videos injected by tests.
 
-Stream video ``i`` of query ``q`` is a pure function of (seed, q, i): its publish time falls in
-slot ``i`` of a fixed grid counted from 2020-01-01, so every emulator with the same seed and rate
-agrees on which video exists when, across restarts and clock jumps. Only the window
-``[world start - backfill, clock]`` is part of the world.
+Every emulator with the same seed and rates agrees on which video exists when, across restarts and
+clock jumps. Only videos published at or after ``world start - backfill`` are part of the world;
+the clock decides which of them are out yet: search.list shows public videos once visible (publish
+time + search lag, + late indexing), videos.list once published, and each channel's uploads
+playlist (channels.py) every upload at once, private, deleted and scheduled ones included.
 """
 
 from __future__ import annotations
@@ -14,114 +15,28 @@ import math
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Literal
 
-from services.youtube_emulator.content import CATEGORY_IDS, CHANNEL_NAMES, make_text
-from services.youtube_emulator.ids import MAX_INDEX, VideoIdCodec, channel_id, digest
+from services.youtube_emulator.channels import ChannelPicker, UploadsIndex
+from services.youtube_emulator.content import CHANNEL_NAMES
+from services.youtube_emulator.ids import VideoIdCodec, channel_id, digest
 from services.youtube_emulator.settings import normalize_query
+from services.youtube_emulator.streams import Stream, WorldParams
+from services.youtube_emulator.video import (
+    Channel,
+    Core,
+    EventType,
+    Privacy,
+    Times,
+    Video,
+    build_video,
+    event_matches,
+)
 
-EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z, slot 0 of every stream
 INJECTED_TAG = 0xFFFF
-_CACHE_LIMIT = 50_000
 
-LiveState = Literal["none", "upcoming", "live"]
-EventType = Literal["upcoming", "live", "completed"]
 Order = Literal["date", "rating", "relevance", "title", "videoCount", "viewCount"]
-
-
-@dataclass(frozen=True, slots=True)
-class WorldParams:
-    seed: int
-    queries: tuple[str, ...]
-    videos_per_minute: float
-    backfill_seconds: int
-    channels: int
-    late_fraction: float
-    late_max_seconds: int
-    live_fraction: float
-    # (normalised query, videos per minute) for the queries whose rate is not videos_per_minute
-    query_rates: tuple[tuple[str, float], ...] = ()
-
-    def rate_of(self, key: str) -> float:
-        return dict(self.query_rates).get(key, self.videos_per_minute)
-
-
-@dataclass(frozen=True, slots=True)
-class Channel:
-    channel_id: str
-    title: str
-
-
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    """A live broadcast: ``upcoming`` before start, ``live`` until end, then ``none``."""
-
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Core:
-    """What filtering and counting need, computed without building the whole video."""
-
-    index: int
-    published_at: int
-    visible_at: int
-    channel: int
-    broadcast: Broadcast | None
-
-
-@dataclass(frozen=True, slots=True)
-class Video:
-    video_id: str
-    query: str | None
-    published_at: int
-    visible_at: int
-    channel: Channel
-    title: str
-    description: str
-    tags: tuple[str, ...]
-    category_id: str
-    duration_seconds: int
-    definition: str
-    caption: bool
-    licensed: bool
-    broadcast: Broadcast | None
-    popularity: float
-    like_ratio: float
-    comment_ratio: float
-    hide_likes: bool
-    has_maxres: bool
-    default_audio_language: str | None
-    injected: bool
-    # Newest first sorts on this descending: (publishedAt, source rank, index in source).
-    sort_key: tuple[int, int, int] = field(compare=False)
-
-    def live_state(self, now: float) -> LiveState:
-        if self.broadcast is None:
-            return "none"
-        return _live_state(self.broadcast, now)
-
-    def views(self, now: float) -> int:
-        started = self.broadcast.start if self.broadcast else self.published_at
-        hours = max(0.0, now - started) / 3600
-        return int(self.popularity * hours**0.85)
-
-    def statistics(self, now: float) -> dict[str, str]:
-        views = self.views(now)
-        stats = {"viewCount": str(views)}
-        if not self.hide_likes:
-            stats["likeCount"] = str(int(views * self.like_ratio))
-        stats["favoriteCount"] = "0"
-        stats["commentCount"] = str(int(views * self.comment_ratio))
-        return stats
-
-    def duration(self, now: float) -> str:
-        if self.broadcast is not None and now < self.broadcast.end:
-            return "P0D"  # what YouTube reports for an upcoming or running broadcast
-        return iso_duration(self.duration_seconds)
 
 
 _RankKey = Callable[[Video], tuple[int | str, str]]
@@ -143,167 +58,6 @@ class _Hit:
     video: Video | None
 
 
-def _live_state(broadcast: Broadcast, now: float) -> LiveState:
-    if now < broadcast.start:
-        return "upcoming"
-    if now < broadcast.end:
-        return "live"
-    return "none"
-
-
-def _event_matches(broadcast: Broadcast | None, event: EventType, now: float) -> bool:
-    if broadcast is None:
-        return False
-    if event == "completed":
-        return now >= broadcast.end
-    return _live_state(broadcast, now) == event
-
-
-def iso_duration(seconds: int) -> str:
-    if seconds <= 0:
-        return "P0D"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = "PT"
-    if hours:
-        text += f"{hours}H"
-    if minutes:
-        text += f"{minutes}M"
-    if secs:
-        text += f"{secs}S"
-    return text
-
-
-def _unit(data: bytes) -> float:
-    return int.from_bytes(data, "big") / (1 << (8 * len(data)))
-
-
-class Stream:
-    """The endless, deterministic sequence of videos for one query."""
-
-    def __init__(self, world: World, query: str, tag: int, rank: int) -> None:
-        self.world = world
-        self.query = query
-        self.key = normalize_query(query)
-        self.tag = tag
-        self.rank = rank
-        self._interval = 60.0 / world.params.rate_of(self.key)
-        self._cores: dict[int, Core] = {}
-        self._videos: dict[int, Video] = {}
-
-    def _digest(self, index: int) -> bytes:
-        return digest("video", self.world.params.seed, self.key, index)
-
-    def core(self, index: int) -> Core:
-        cached = self._cores.get(index)
-        if cached is not None:
-            return cached
-        params = self.world.params
-        d = self._digest(index)
-        published = EPOCH + math.floor((index + _unit(d[0:4])) * self._interval)
-        visible = published
-        if _unit(d[4:6]) < params.late_fraction:
-            # Late indexing: visible in search some minutes after publishedAt.
-            low = min(60, params.late_max_seconds)
-            visible += low + math.floor(_unit(d[6:8]) * (params.late_max_seconds - low + 1))
-        broadcast = None
-        if _unit(d[10:12]) < params.live_fraction:
-            start = published + math.floor(_unit(d[12:14]) * 1800)
-            broadcast = Broadcast(start=start, end=start + 1200 + math.floor(_unit(d[14:16]) * 9600))
-        channel = int.from_bytes(d[8:10], "big") % len(self.world.channels)
-        core = Core(index, published, visible, channel, broadcast)
-        if len(self._cores) >= _CACHE_LIMIT:
-            self._cores.clear()
-        self._cores[index] = core
-        return core
-
-    def published(self, index: int) -> int:
-        return self.core(index).published_at
-
-    def first_at_or_after(self, moment: int) -> int:
-        """Smallest index published at or after ``moment`` (publish times never decrease)."""
-        index = max(0, math.floor((moment - EPOCH) / self._interval) - 1)
-        while self.published(index) < moment:
-            index += 1
-        return index
-
-    def video(self, index: int) -> Video:
-        cached = self._videos.get(index)
-        if cached is not None:
-            return cached
-        core = self.core(index)
-        rng = random.Random(int.from_bytes(self._digest(index)[16:32], "big"))
-        video = _build_video(
-            rng,
-            video_id=self.world.codec.encode(self.tag, index),
-            query=self.query,
-            published_at=core.published_at,
-            visible_at=core.visible_at,
-            channel=self.world.channels[core.channel],
-            broadcast=core.broadcast,
-            sort_key=(core.published_at, self.rank, index),
-        )
-        if len(self._videos) >= _CACHE_LIMIT:
-            self._videos.clear()
-        self._videos[index] = video
-        return video
-
-    def index_range(self, low: int, high: int) -> tuple[int, int]:
-        """Indices published within [low, high] seconds; empty when first > last."""
-        first = self.first_at_or_after(low)
-        last = self.first_at_or_after(high + 1) - 1
-        return first, min(last, MAX_INDEX)
-
-
-def _build_video(
-    rng: random.Random,
-    *,
-    video_id: str,
-    query: str | None,
-    published_at: int,
-    visible_at: int,
-    channel: Channel,
-    broadcast: Broadcast | None,
-    sort_key: tuple[int, int, int],
-    title: str | None = None,
-    description: str | None = None,
-) -> Video:
-    day = datetime.fromtimestamp(published_at, tz=UTC)
-    live = broadcast is not None
-    text = make_text(query or "video", rng, live=live, year=day.year, month=day.month, day=day.day)
-    final_title = text.title if title is None else title
-    if broadcast is not None:
-        duration = broadcast.end - broadcast.start
-    elif "#shorts" in final_title:
-        duration = rng.randint(15, 59)
-    else:
-        duration = rng.randint(61, 2700)
-    return Video(
-        video_id=video_id,
-        query=query,
-        published_at=published_at,
-        visible_at=visible_at,
-        channel=channel,
-        title=final_title,
-        description=text.description if description is None else description,
-        tags=text.tags if title is None else (),
-        category_id=rng.choice(CATEGORY_IDS),
-        duration_seconds=duration,
-        definition="hd" if rng.random() < 0.85 else "sd",
-        caption=rng.random() < 0.3,
-        licensed=rng.random() < 0.6,
-        broadcast=broadcast,
-        popularity=10 ** rng.uniform(1, 4),
-        like_ratio=rng.uniform(0.01, 0.06),
-        comment_ratio=rng.uniform(0.001, 0.01),
-        hide_likes=rng.random() < 0.03,
-        has_maxres=rng.random() < 0.7,
-        default_audio_language=rng.choice(("en", "en", "en", "hi", None)),
-        injected=title is not None,
-        sort_key=sort_key,
-    )
-
-
 class World:
     def __init__(self, params: WorldParams, start: float) -> None:
         self.params = params
@@ -314,6 +68,8 @@ class World:
         names = [CHANNEL_NAMES[i % base] + (f" {i // base + 1}" if i >= base else "") for i in range(params.channels)]
         self.channels = [Channel(channel_id(params.seed, name), name) for name in names]
         self._channels_by_id = {c.channel_id: i for i, c in enumerate(self.channels)}
+        self.picker = ChannelPicker(params.channels, params.channel_zipf_exponent)
+        self.uploads = UploadsIndex(self.channels, self.floor, params.scheduled_max_seconds)
         self.streams: dict[str, Stream] = {}
         self._by_tag: dict[int, Stream] = {}
         for rank, query in enumerate(params.queries):
@@ -326,6 +82,7 @@ class World:
             stream = Stream(self, query, tag, rank)
             self.streams[key] = stream
             self._by_tag[tag] = stream
+            self.uploads.add_source(stream)
         self._injected: dict[str, Video] = {}
 
     # Injection -----------------------------------------------------------------------------
@@ -341,20 +98,26 @@ class World:
         channel_id_: str | None = None,
         visible_at: float | None = None,
         video_id: str | None = None,
+        uploaded_at: float | None = None,
+        privacy: Privacy = "public",
     ) -> Video:
+        """A hand-placed video; ``uploaded_at`` before ``published_at`` makes it a scheduled one."""
         serial = len(self._injected)
         vid = video_id or self.codec.encode(INJECTED_TAG, serial)
         if vid in self._injected:
             raise ValueError(f"video {vid} was already injected")
         published = math.floor(published_at)
-        visible = published if visible_at is None else max(published, math.floor(visible_at))
+        uploaded = published if uploaded_at is None else math.floor(uploaded_at)
+        if uploaded > published:
+            raise ValueError("uploaded_at must not be after published_at")
+        lagged = published + self.params.search_lag_seconds
+        visible = lagged if visible_at is None else max(published, math.floor(visible_at))
         rng = random.Random(int.from_bytes(digest("injected", self.params.seed, vid), "big"))
-        video = _build_video(
+        video = build_video(
             rng,
             video_id=vid,
             query=" ".join(query.split()) if query else None,
-            published_at=published,
-            visible_at=visible,
+            times=Times(uploaded, published, visible, privacy),
             channel=self._resolve_channel(channel, channel_id_, rng),
             broadcast=None,
             sort_key=(published, -1, serial),
@@ -362,6 +125,7 @@ class World:
             description=description,
         )
         self._injected[vid] = video
+        self.uploads.add_injected(video)
         return video
 
     def _resolve_channel(self, name: str | None, cid: str | None, rng: random.Random) -> Channel:
@@ -382,7 +146,7 @@ class World:
         """videos.list's view: any public video (published), indexed by search yet or not."""
         injected = self._injected.get(video_id)
         if injected is not None:
-            return injected if injected.published_at <= now else None
+            return injected if injected.is_public(now) else None
         decoded = self.codec.decode(video_id)
         if decoded is None:
             return None
@@ -390,7 +154,7 @@ class World:
         if stream is None:
             return None
         core = stream.core(decoded[1])
-        if not self.floor <= core.published_at <= now:
+        if not self.floor <= core.published_at <= now or core.privacy != "public":
             return None
         return stream.video(decoded[1])
 
@@ -473,13 +237,13 @@ class World:
     @staticmethod
     def _injected_matches(video: Video, flt: SearchFilter, now: float, high: int) -> bool:
         # Injected videos are placed by hand, so the backfill floor does not bound them.
-        if video.visible_at > now or video.published_at > high:
+        if video.privacy != "public" or video.visible_at > now or video.published_at > high:
             return False
         if flt.published_after is not None and video.published_at < flt.published_after:
             return False
         if flt.channel_id and video.channel.channel_id != flt.channel_id:
             return False
-        return flt.event_type is None or _event_matches(video.broadcast, flt.event_type, now)
+        return flt.event_type is None or event_matches(video.broadcast, flt.event_type, now)
 
     def _walk(self, stream: Stream, first: int, last: int, criteria: _Criteria) -> Iterator[_Hit]:
         for index in range(last, first - 1, -1):
@@ -490,10 +254,11 @@ class World:
     def _count(self, stream: Stream, first: int, last: int, criteria: _Criteria) -> int:
         if criteria.channel_index is not None or criteria.flt.event_type is not None:
             return sum(1 for i in range(first, last + 1) if criteria.matches(stream.core(i)))
-        # Only videos published within the last late_max seconds can still be hidden.
-        recent = max(first, stream.first_at_or_after(math.floor(criteria.now) - self.params.late_max_seconds))
-        hidden = sum(1 for i in range(recent, last + 1) if stream.core(i).visible_at > criteria.now)
-        return last - first + 1 - hidden
+        # Only videos published within the last lag + late_max seconds can still be unsearchable.
+        delay = self.params.search_lag_seconds + self.params.late_max_seconds
+        recent = max(first, stream.first_at_or_after(math.floor(criteria.now) - delay))
+        hidden = sum(1 for i in range(recent, last + 1) if _waiting(stream.core(i), criteria.now))
+        return last - first + 1 - hidden - stream.dark_between(first, last)
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,11 +268,16 @@ class _Criteria:
     channel_index: int | None
 
     def matches(self, core: Core) -> bool:
-        if core.visible_at > self.now:
+        if core.visible_at > self.now or core.privacy != "public":
             return False
         if self.channel_index is not None and core.channel != self.channel_index:
             return False
-        return self.flt.event_type is None or _event_matches(core.broadcast, self.flt.event_type, self.now)
+        return self.flt.event_type is None or event_matches(core.broadcast, self.flt.event_type, self.now)
+
+
+def _waiting(core: Core, now: float) -> bool:
+    """Public, yet not searchable: published within the search lag or indexed late."""
+    return core.privacy == "public" and core.visible_at > now
 
 
 def _alternatives(query: str | None) -> list[str] | None:

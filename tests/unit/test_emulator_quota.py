@@ -52,9 +52,12 @@ async def test_search_bucket_model() -> None:
             "project": "k",
             "search_calls": 3,
             "videos_calls": 2,
+            "channels_calls": 0,
+            "playlist_items_calls": 0,
             "units": 2,
             "rejected": 2,
             "budget": None,
+            "units_budget": None,
         }
         assert report["projects"]["k"]["budget"] == 3
         assert report["projects"]["k"]["remaining"] == 0

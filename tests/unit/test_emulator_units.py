@@ -11,7 +11,7 @@ from services.youtube_emulator.ids import VideoIdCodec, channel_id, etag, projec
 from services.youtube_emulator.settings import Settings
 from services.youtube_emulator.timestamps import format_timestamp, parse_rfc3339
 from services.youtube_emulator.tokens import PageToken, decode_page_token
-from services.youtube_emulator.world import iso_duration
+from services.youtube_emulator.video import iso_duration
 
 
 @pytest.mark.parametrize(
