@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.catalogue import VIDEOS_COLLECTION, ensure_mongo_indexes
+from services.common.events import FoundBy, VideoEvent
 from services.common.fetcher_state import FOLLOWS_COLLECTION, FOLLOWS_ID, FollowsDoc
 from services.fetcher.follows import ChannelFollows, Follow, search_counts, search_counts_pipeline
 from services.fetcher.lease import LeaseLostError
+from tests.factories import make_event
+from tests.integration.api_support import prepare_stores, write
 
 NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
 WEEK = timedelta(days=7)
@@ -99,6 +104,31 @@ async def test_counts_are_the_videos_search_found_per_channel_in_the_window(
         ],
     )
     assert await search_counts(mongo_db, NOW - WEEK, NOW) == {channel(1): 4, channel(2): 1}
+
+
+async def test_auto_follow_counts_what_the_indexer_stored(
+    mongo_db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, es_alias: str
+) -> None:
+    rng = random.Random(15)
+    published = NOW - timedelta(days=1)
+
+    def search(n: int, query: str = "cricket", **kwargs: Any) -> VideoEvent:
+        return make_event(rng, query=query, channel=n, published_at=published, fetched_at=NOW, **kwargs)
+
+    def uploaded(n: int, **kwargs: Any) -> VideoEvent:
+        event = search(n, **kwargs)
+        return event.model_copy(update={"query": None, "found_by": FoundBy.channel(event.channel_id)})
+
+    twice = search(1)
+    events = [search(1), search(1), twice, search(1, query="world cup", vid=twice.video_id)]
+    events += [search(2), search(2)] + [uploaded(2) for _ in range(5)]  # its uploads do not count
+    events += [search(3), search(3)]
+    late = search(3)
+    events += [uploaded(3, vid=late.video_id), late]  # found in its uploads first, then by search
+    await write(await prepare_stores(mongo_db, es, es_alias), es, es_alias, events)
+    chosen = follows(mongo_db, FixedClock(NOW))
+    await chosen.load()
+    assert auto(chosen.follows()) == [(channel(1), 1, 3), (channel(3), 2, 3)]
 
 
 async def test_the_count_reads_the_window_through_the_published_at_index(
