@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -166,8 +167,13 @@ class ChannelFollows:
     async def load(self) -> None:
         """Read the set the last leader saved (its incumbents keep their places), then choose at once."""
         raw = await self._db[FOLLOWS_COLLECTION].find_one({"_id": FOLLOWS_ID})
-        if raw is not None:
-            doc = FollowsDoc.model_validate(raw)
+        doc = None
+        try:
+            doc = FollowsDoc.model_validate(raw) if raw is not None else None
+        except ValidationError:
+            # Choosing afresh costs one aggregation; a leader that cannot start costs every read.
+            logger.warning("auto-follow: ignoring a malformed saved set; choosing afresh")
+        if doc is not None:
             self._auto = [AutoFollow(a.channel_id, a.rank, a.count, as_utc(a.since)) for a in doc.auto]
             self.evaluated_at = as_utc(doc.evaluated_at) if doc.evaluated_at else None
         self._due_at = None

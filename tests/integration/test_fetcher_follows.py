@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from elasticsearch import AsyncElasticsearch
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.catalogue import VIDEOS_COLLECTION, ensure_mongo_indexes
@@ -18,6 +20,7 @@ from services.fetcher.follows import ChannelFollows, Follow, search_counts, sear
 from services.fetcher.lease import LeaseLostError
 from tests.factories import make_event
 from tests.integration.api_support import prepare_stores, write
+from tests.private_stack import PrivateStack
 
 NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
 WEEK = timedelta(days=7)
@@ -224,3 +227,39 @@ async def test_a_deposed_leader_cannot_overwrite_the_set(mongo_db: AsyncDatabase
         await stale.load()
     saved = await mongo_db[FOLLOWS_COLLECTION].find_one({"_id": FOLLOWS_ID})
     assert saved is not None and saved["lease_token"] == 5
+
+
+async def test_a_malformed_saved_set_is_chosen_afresh(mongo_db: AsyncDatabase[dict[str, Any]]) -> None:
+    await videos_of(mongo_db, {4: 2})
+    await mongo_db[FOLLOWS_COLLECTION].insert_one({"_id": FOLLOWS_ID, "auto": [{"channel_id": 4}]})
+    chosen = follows(mongo_db, FixedClock(NOW))
+    await chosen.load()
+    assert auto(chosen.follows()) == [(channel(4), 1, 2)]
+
+
+async def test_a_failed_count_keeps_the_set_and_is_tried_again_a_minute_later(
+    private_stack: PrivateStack, unique_name: str
+) -> None:
+    """MongoDB away for an evaluation (the session's private server, never the shared one)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        private_stack.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=1000
+    )
+    db = client[unique_name.replace("-", "_")]
+    try:
+        await videos_of(db, {1: 2})
+        chosen = follows(db, FixedClock(NOW), top_n=1)
+        await chosen.load()
+        await videos_of(db, {2: 5})
+        later = NOW + timedelta(hours=1)
+        await asyncio.to_thread(private_stack.stop, "mongodb")
+        try:
+            assert auto(await chosen.current(later)) == [(channel(1), 1, 2)]
+            assert chosen.due_at == later + timedelta(minutes=1)
+        finally:
+            await asyncio.to_thread(private_stack.start, "mongodb")
+        assert auto(await chosen.current(later + timedelta(seconds=59))) == [(channel(1), 1, 2)]
+        assert auto(await chosen.current(later + timedelta(minutes=1))) == [(channel(2), 1, 5)]
+        assert chosen.due_at == later + timedelta(hours=1, minutes=1)
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
