@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from services.fetcher.follows import AutoFollow, choose_auto, keep_limit
 
 T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -97,3 +100,31 @@ def test_with_n_of_one_there_is_no_room_below_n() -> None:
     assert keep_limit(1) == 1
     first = choose_auto({channel(1): 3, channel(2): 2}, [], top_n=1, now=T0)
     assert ids(choose_auto({channel(1): 3, channel(2): 4}, first, top_n=1, now=LATER)) == [channel(2)]
+
+
+def test_a_follower_named_in_follow_channels_leaves_the_auto_set_and_frees_its_place() -> None:
+    first = choose_auto({channel(1): 9, channel(2): 5, channel(3): 4}, [], top_n=2, now=T0)
+    again = choose_auto({channel(1): 9, channel(2): 5, channel(3): 4}, first, top_n=2, explicit=[channel(1)], now=LATER)
+    assert [(a.channel_id, a.rank) for a in again] == [(channel(2), 1), (channel(3), 2)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    counts=st.dictionaries(st.integers(0, 40).map(channel), st.integers(1, 12), max_size=40),
+    followed=st.lists(st.integers(0, 40).map(channel), unique=True, max_size=30),
+    top_n=st.integers(1, 20),
+)
+def test_any_choice_holds_the_top_n_at_most_one_and_a_half_n_and_is_stable(
+    counts: dict[str, int], followed: list[str], top_n: int
+) -> None:
+    incumbents = [AutoFollow(c, rank, 1, T0) for rank, c in enumerate(followed, start=1)]
+    chosen = choose_auto(counts, incumbents, top_n=top_n, now=LATER)
+    assert len(chosen) <= keep_limit(top_n)
+    assert len(chosen) >= min(top_n, len(counts))
+    # nobody outside the set has more videos than the least of the first N ranks
+    first_n = {a.channel_id for a in chosen if a.rank <= top_n}
+    assert len(first_n) == min(top_n, len(counts))
+    floor = min((counts[c] for c in first_n), default=0)
+    assert all(n <= floor for c, n in counts.items() if c not in first_n)
+    # the same counts choose the same set again: a tie or a rank between N and 1.5·N never flaps
+    assert ids(choose_auto(counts, chosen, top_n=top_n, now=LATER + timedelta(hours=1))) == ids(chosen)
