@@ -41,7 +41,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.api.app import create_app
 from services.api.settings import Settings
-from services.common.events import Thumbnail, VideoEvent
+from services.common.events import FoundBy, Thumbnail, VideoEvent
 from services.common.fetcher_state import (
     BUDGET_COLLECTION,
     KEY_STATE_COLLECTION,
@@ -156,12 +156,16 @@ def make_video(
     channel: str | None = None,
     title: str | None = None,
     description: str | None = None,
+    found_by: FoundBy | None = None,
 ) -> VideoEvent:
+    """A video on the topic of ``query``, found by its search unless ``found_by`` says otherwise."""
     vid = _video_id(rng)
     channel = channel or rng.choice(CHANNELS[query])
+    found_by = found_by or FoundBy.search(query)
     return VideoEvent(
         video_id=vid,
-        query=query,
+        query=found_by.query,
+        found_by=found_by,
         title=title or _title(rng, query),
         description=description or DESCRIPTIONS[query],
         published_at=published_at,

@@ -24,7 +24,7 @@ from elasticsearch import AsyncElasticsearch
 from playwright.async_api import Browser, expect
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.events import VideoEvent
+from services.common.events import FoundBy, VideoEvent
 from services.common.settings import StackSettings
 from services.common.timefmt import utc_now
 from services.common.topology import QueueNames, declare_index_queue
@@ -37,6 +37,7 @@ from tests.e2e.dashboard_support import (
     api_json,
     api_settings,
     api_walk,
+    channel_id,
     chromium,
     dashboard_page,
     make_video,
@@ -625,3 +626,67 @@ async def test_the_feed_link_is_the_feed_of_the_filters_on_screen(
     await expect(dash.page.locator("#range")).to_have_value("7d")
     await expect(dash.page.locator("#query")).to_have_value("cricket")
     await shows(dash, await api_ids(api, filters))
+
+
+async def test_cards_say_how_each_video_was_found_and_the_found_by_filter_narrows_them(
+    dash: DashboardPage,
+    api: str,
+    mongo_db: AsyncDatabase[dict[str, Any]],
+    es: AsyncElasticsearch,
+    es_alias: str,
+    catalogue: list[VideoEvent],
+) -> None:
+    rng = random.Random(15)
+    now = utc_now()
+    followed = channel_id("Boundary Line TV")
+    through_channel = FoundBy.channel(followed)
+    uploads = [
+        make_video(
+            rng,
+            query="cricket",
+            channel="Boundary Line TV",
+            published_at=now - timedelta(minutes=1, seconds=i),
+            found_by=through_channel,
+        )
+        for i in range(4)
+    ]
+    # The newest video search found turns up in the followed channel's uploads too.
+    searched, also = sorted(catalogue, key=lambda e: e.published_at, reverse=True)[:2]
+    refound = searched.model_copy(update={"query": None, "found_by": through_channel, "fetched_at": now})
+    await write_videos(mongo_db, es, es_alias, [*uploads, refound])
+
+    await dash.open()
+    await shows(dash, await api_ids(api, []))
+
+    def labels(video_id: str) -> Any:
+        return dash.page.locator(f"{CARDS}[data-video-id='{video_id}'] .found")
+
+    await expect(labels(uploads[0].video_id)).to_have_text(["channel"])
+    await expect(labels(searched.video_id)).to_have_text([f"search: {searched.query}", "channel"])
+    await expect(labels(also.video_id)).to_have_text([f"search: {also.query}"])
+    await expect(labels(also.video_id)).to_have_attribute("title", f"Found by the search query “{also.query}”")
+
+    await dash.page.locator("#found-by").select_option("channel")
+    channel_finds = await api_ids(api, [("found_by", "channel")])
+    assert channel_finds == newest_first([*uploads, searched])
+    await shows(dash, channel_finds)
+    assert ("found_by", "channel") in url_params(dash)
+    feed = "/api/v1/feeds/videos.atom?found_by=channel"
+    await expect(dash.page.locator("#feed-link")).to_have_attribute("href", feed)
+    await expect(dash.page.locator("#summary")).to_have_text("5 videos")
+
+    await dash.page.locator("#found-by").select_option("search")
+    await shows(dash, await api_ids(api, [("found_by", "search")]))
+    assert uploads[0].video_id not in await dash.card_ids()
+    assert searched.video_id in await dash.card_ids()
+
+    # The filter is part of a shared link, and of the history.
+    await dash.page.go_back()
+    await expect(dash.page.locator("#found-by")).to_have_value("channel")
+    await shows(dash, channel_finds)
+    await dash.page.reload()
+    await expect(dash.page.locator("#found-by")).to_have_value("channel")
+    await shows(dash, channel_finds)
+    await dash.page.locator("#clear-filters").click()
+    await expect(dash.page.locator("#found-by")).to_have_value("")
+    await shows(dash, await api_ids(api, []))

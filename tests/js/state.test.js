@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import test from "node:test";
 
-import { DEFAULT_SORT, FEED_PATH, MAX_Q_LENGTH } from "../../services/api/static/js/contract.js";
+import { DEFAULT_SORT, FEED_PATH, FOUND_BY_SOURCES, MAX_Q_LENGTH } from "../../services/api/static/js/contract.js";
 import { parseDuration } from "../../services/api/static/js/format.js";
 import {
   RANGES,
@@ -42,6 +42,8 @@ test("every filter survives the URL round trip", () => {
       sort: "published_at",
     },
     { ...emptyState(), range: "custom", after: "2026-02-01T00:00:00.000Z" },
+    { ...emptyState(), foundBy: "channel", query: "news" },
+    { ...emptyState(), foundBy: "search" },
   ];
   for (const state of states) {
     const url = urlFromState(state);
@@ -132,4 +134,23 @@ test("published_within in a URL (a feed's alternate link) is a quick pick, or a 
   assert.equal(state.before, "2026-03-01T00:00:00.000Z");
   assert.equal(stateFromUrl("?published_within=P1Y", NOW).range, "");
   assert.equal(stateFromUrl("?range=1h&published_within=P7D", NOW).range, "1h");
+});
+
+test("found_by is a filter of the URL, the API requests and the feed; only the API's sources", () => {
+  const state = { ...emptyState(), q: "cats", foundBy: "channel" };
+  assert.equal(urlFromState(state), "?q=cats&found_by=channel");
+  assert.equal(apiFilters(state, NOW).get("found_by"), "channel");
+  assert.equal(feedUrl(state), `${FEED_PATH}?q=cats&found_by=channel`);
+  assert.equal(apiFilters(emptyState(), NOW).has("found_by"), false);
+  for (const source of FOUND_BY_SOURCES) assert.equal(stateFromUrl(`?found_by=${source}`).foundBy, source);
+  for (const refused of ["push", "Channel", ""]) assert.equal(stateFromUrl(`?found_by=${refused}`).foundBy, "");
+  assert.equal(hasFilters({ ...emptyState(), foundBy: "search" }), true);
+  assert.equal(activeFilterCount({ ...emptyState(), foundBy: "search" }), 1);
+});
+
+test("the page's Found through options are any way and the API's sources", () => {
+  const html = readFileSync(new URL("../../services/api/static/index.html", import.meta.url), "utf8");
+  const select = html.match(/<select id="found-by">([\s\S]*?)<\/select>/)[1];
+  const values = [...select.matchAll(/<option value="([^"]*)"/g)].map((m) => m[1]);
+  assert.deepEqual(values, ["", ...FOUND_BY_SOURCES]);
 });

@@ -55,6 +55,7 @@ def python_constants() -> dict[str, Any]:
         "MAX_LIMIT": videos["limit"]["maximum"],
         "INTERVAL_MS": dict(INTERVAL_MS),
         "FEED_PATH": FEED_PATH,
+        "FOUND_BY_SOURCES": text_schema(videos["found_by"])["enum"],
     }
 
 
@@ -80,31 +81,32 @@ def test_the_chart_knows_every_histogram_interval() -> None:
 
 
 class _Controls(HTMLParser):
-    """The search box's maxlength and the sort select's option values in index.html."""
+    """The search box's maxlength and the option values of the sort and found-by selects in index.html."""
 
     def __init__(self) -> None:
         super().__init__()
         self.q_maxlength: str | None = None
-        self.sorts: list[str] = []
-        self._in_sort = False
+        self.options: dict[str, list[str]] = {"sort": [], "found-by": []}
+        self._select: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         named = dict(attrs)
         if tag == "input" and named.get("id") == "q":
             self.q_maxlength = named.get("maxlength")
         elif tag == "select":
-            self._in_sort = named.get("id") == "sort"
-        elif tag == "option" and self._in_sort:
-            self.sorts.append(named.get("value") or "")
+            self._select = named.get("id")
+        elif tag == "option" and self._select in self.options:
+            self.options[self._select].append(named.get("value") or "")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "select":
-            self._in_sort = False
+            self._select = None
 
 
-def test_the_page_offers_the_apis_sorts_and_search_length() -> None:
+def test_the_page_offers_the_apis_sorts_found_by_sources_and_search_length() -> None:
     controls = _Controls()
     controls.feed((STATIC / "index.html").read_text())
     api = python_constants()
     assert controls.q_maxlength == str(api["MAX_Q_LENGTH"])
-    assert controls.sorts == api["SORTS"]
+    assert controls.options["sort"] == api["SORTS"]
+    assert controls.options["found-by"] == ["", *api["FOUND_BY_SOURCES"]]  # "" is any way

@@ -42,6 +42,7 @@ const ELEMENT_IDS = {
   after: "after",
   before: "before",
   rangeNote: "range-note",
+  foundBy: "found-by",
   query: "query",
   queryNote: "query-note",
   sort: "sort",
@@ -316,6 +317,7 @@ export function init() {
   }
   els.after.addEventListener("change", commitCustomRange);
   els.before.addEventListener("change", commitCustomRange);
+  els.foundBy.addEventListener("change", () => commit({ ...filters(), foundBy: els.foundBy.value }));
   els.query.addEventListener("change", () => commit({ ...filters(), query: els.query.value }));
   els.sort.addEventListener("change", () => commit({ ...filters(), sort: els.sort.value }));
   els.clearFilters.addEventListener("click", () => {

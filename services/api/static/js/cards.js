@@ -2,6 +2,7 @@
 
 import { h } from "./dom.js";
 import { formatAbsolute, formatDuration, formatRelative, formatViews } from "./format.js";
+import { foundByLabels } from "./foundby.js";
 
 const THUMBNAIL_PREFERENCE = ["medium", "high", "default"];
 const HUES = 8;
@@ -51,6 +52,18 @@ function thumbnail(video, link) {
   return frame;
 }
 
+// Where the video came from: a search query, a followed channel, or both.
+function foundBy(video) {
+  const labels = foundByLabels(video.found_by);
+  if (!labels.length) return null;
+  return h(
+    "p",
+    { class: "card-found" },
+    h("span", { class: "visually-hidden" }, "Found by: "),
+    ...labels.map((label) => h("span", { class: ["found", `found--${label.source}`], title: label.title }, label.text)),
+  );
+}
+
 export function renderCard(video, { onChannel, isNew = false } = {}) {
   const link = httpsUrl(video.url) || `https://www.youtube.com/watch?v=${encodeURIComponent(video.video_id)}`;
   const channelName = video.channel_title || video.channel_id;
@@ -84,6 +97,7 @@ export function renderCard(video, { onChannel, isNew = false } = {}) {
         ),
       ),
       h("p", { class: "card-date" }, formatAbsolute(video.published_at)),
+      foundBy(video),
       video.description ? h("p", { class: "card-description" }, video.description) : null,
     ),
   );

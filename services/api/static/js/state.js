@@ -2,7 +2,7 @@
 // they mean. URL parameters use the API's own names, so a shared link reads like the API call behind it.
 // Pure functions: no DOM, no clock other than the one passed in.
 
-import { CHANNEL_ID_PATTERN, DEFAULT_SORT, FEED_PATH, MAX_Q_LENGTH, SORTS } from "./contract.js";
+import { CHANNEL_ID_PATTERN, DEFAULT_SORT, FEED_PATH, FOUND_BY_SOURCES, MAX_Q_LENGTH, SORTS } from "./contract.js";
 import { parseDuration } from "./format.js";
 
 // The quick picks of the "Published" select (the range parameter), as spans back from now, and as
@@ -11,7 +11,7 @@ export const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3 };
 export const RANGE_DURATIONS = { "1h": "PT1H", "24h": "P1D", "7d": "P7D" };
 
 export function emptyState() {
-  return { q: "", channels: [], range: "", after: null, before: null, query: "", sort: DEFAULT_SORT };
+  return { q: "", channels: [], range: "", after: null, before: null, query: "", foundBy: "", sort: DEFAULT_SORT };
 }
 
 function isoOrNull(text) {
@@ -45,6 +45,8 @@ export function stateFromUrl(search, nowMs = Date.now()) {
     if (state.after || state.before) state.range = "custom";
   }
   state.query = params.get("query") || "";
+  const foundBy = params.get("found_by");
+  if (FOUND_BY_SOURCES.includes(foundBy)) state.foundBy = foundBy;
   const sort = params.get("sort");
   if (SORTS.includes(sort)) state.sort = sort;
   return normalise(state);
@@ -66,6 +68,7 @@ export function urlFromState(state) {
     if (state.before) params.set("published_before", state.before);
   }
   if (state.query) params.set("query", state.query);
+  if (state.foundBy) params.set("found_by", state.foundBy);
   if (state.sort !== DEFAULT_SORT) params.set("sort", state.sort);
   const text = params.toString();
   return text ? `?${text}` : "";
@@ -85,10 +88,11 @@ export function apiFilters(state, nowMs) {
     if (state.before) params.set("published_before", state.before);
   }
   if (state.query) params.set("query", state.query);
+  if (state.foundBy) params.set("found_by", state.foundBy);
   return params;
 }
 
-// The Atom feed of these filters: the same q, channels and query; a quick pick stays relative
+// The Atom feed of these filters: the same q, channels, query and found_by; a quick pick stays relative
 // (published_within), a custom range is its absolute bounds. A feed has no sort: always newest first.
 export function feedUrl(state) {
   const params = new URLSearchParams();
@@ -102,17 +106,20 @@ export function feedUrl(state) {
     if (state.before) params.set("published_before", state.before);
   }
   if (state.query) params.set("query", state.query);
+  if (state.foundBy) params.set("found_by", state.foundBy);
   const text = params.toString();
   return text ? `${FEED_PATH}?${text}` : FEED_PATH;
 }
 
 export function hasFilters(state) {
-  return Boolean(state.q.trim() || state.channels.length || state.range || state.query);
+  return Boolean(state.q.trim() || state.channels.length || state.range || state.query || state.foundBy);
 }
 
 // How many filters other than the search words are set (the phone's "Edit (N set)" button).
 export function activeFilterCount(state) {
-  return [state.channels.length > 0, Boolean(state.range), Boolean(state.query), state.sort !== DEFAULT_SORT].filter(Boolean).length;
+  return [state.channels.length > 0, Boolean(state.range), Boolean(state.query), Boolean(state.foundBy), state.sort !== DEFAULT_SORT].filter(
+    Boolean,
+  ).length;
 }
 
 // The start of the chart bucket the custom range is exactly (a bar chosen on the chart), else null.

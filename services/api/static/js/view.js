@@ -29,6 +29,7 @@ export function createView(els, actions) {
     els.customRange.hidden = filters.range !== "custom";
     els.after.value = toLocalInput(filters.after);
     els.before.value = toLocalInput(filters.before);
+    els.foundBy.value = filters.foundBy;
     ensureQueryOption(filters.query);
     els.query.value = filters.query;
     const searching = Boolean(filters.q.trim());
