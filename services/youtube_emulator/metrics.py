@@ -10,7 +10,7 @@ class EmulatorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.calls = Counter(
             "emulator_api_calls",
-            "YouTube API calls answered, by endpoint (search, videos) and outcome",
+            "YouTube API calls answered, by endpoint (search, videos, channels, playlistItems) and outcome",
             ["endpoint", "outcome"],
             registry=registry,
         )
