@@ -2,7 +2,10 @@
 
 ``create_app`` wires the parts together: the YouTube gateway and key pool, the lease and the
 leader loop, the scheduler with one work item per search query, the walk and the delivery of new
-videos. Each part receives the values it uses, not the settings.
+videos; and, when channels are followed (FOLLOW_CHANNELS, AUTO_FOLLOW_CHANNELS), a second
+scheduler beside it on the units pool, with one work item per followed channel (the roster keeps
+them in step with the followed set) and the channel delivery. Each part receives the values it
+uses, not the settings.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -18,13 +22,18 @@ from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.clients import SERVICE_MONGO_TIMEOUT_MS, MongoClient, open_amqp, open_mongo
 from services.common.service_app import add_readiness_check, add_service_routes
 from services.common.topology import QueueNames
 from services.fetcher.budget import Budget, BudgetPlanner, PlanBounds
+from services.fetcher.channel_delivery import ChannelDelivery
+from services.fetcher.channel_roster import ChannelRoster, ExplicitFollows, FollowSource, config_digest
 from services.fetcher.clock import Clock, SystemClock
 from services.fetcher.delivery import Delivery
+from services.fetcher.followed_channel import ChannelParts
+from services.fetcher.follows import ChannelFollows
 from services.fetcher.gateway import YouTubeGateway
 from services.fetcher.health import health_body, readiness
 from services.fetcher.keys import KeyPool
@@ -36,6 +45,7 @@ from services.fetcher.scheduler import Scheduler
 from services.fetcher.search_query import SearchPolicy, SearchQuery, SearchQueryParts
 from services.fetcher.settings import Settings
 from services.fetcher.store import FetcherStore
+from services.fetcher.units_budget import UnitsBudget, UnitsGate, UnitsPlanner
 from services.fetcher.walk import Walker
 from services.fetcher.youtube_client import YouTubeClient
 
@@ -46,6 +56,8 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 MONGO: web.AppKey[MongoClient] = web.AppKey("mongo")
 LEADER = web.AppKey("leader", Leader)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
+# The followed channels (absent when none are followed).
+CHANNELS = web.AppKey("channels", ChannelRoster)
 
 # How long a graceful stop waits for the cycle in hand before cancelling it.
 STOP_GRACE_SECONDS = 60
@@ -91,9 +103,15 @@ def _build(
     store: FetcherStore,
     publisher: VideoPublisher,
     metrics: FetcherMetrics,
-) -> Leader:
+    db: AsyncDatabase[dict[str, Any]],
+) -> tuple[Leader, ChannelRoster | None]:
     """The leader and everything it runs, each part given the values it uses."""
-    pool = KeyPool(settings.key_entries, settings.youtube_search_calls_per_day)
+    pool = KeyPool(
+        settings.key_entries,
+        settings.youtube_search_calls_per_day,
+        units_per_day=settings.youtube_units_per_day,
+        units_reserve=settings.units_reserve_for_enrichment,
+    )
     lease = LeaderLease(store.lease_collection, make_holder_id(), settings.lease_ttl_seconds)
     gateway = YouTubeGateway(
         client=client,
@@ -134,7 +152,50 @@ def _build(
     )
     for query in queries:
         scheduler.register(SearchQuery(query, policy, parts))
-    return Leader(
+    roster = None
+    if settings.follow_channels or settings.auto_follow_channels > 0:
+        follows: FollowSource = ExplicitFollows(settings.follow_channels)
+        if settings.auto_follow_channels > 0:
+            follows = ChannelFollows(
+                explicit=settings.follow_channels,
+                db=db,
+                top_n=settings.auto_follow_channels,
+                window=timedelta(days=settings.auto_follow_window_days),
+                clock=clock,
+                fence=lease.check,
+            )
+        channel_parts = ChannelParts(
+            gateway=gateway,
+            delivery=ChannelDelivery(gateway=gateway, publisher=publisher, lease=lease, clock=clock, metrics=metrics),
+            store=store,
+            pool=pool,
+            lease=lease,
+            clock=clock,
+            metrics=metrics,
+            max_pages=settings.max_pages_per_cycle,
+            lookback_seconds=settings.initial_lookback_seconds,
+            config_digest=config_digest(settings.follow_channels),
+        )
+        roster = ChannelRoster(follows=follows, parts=channel_parts)
+        units_planner = UnitsPlanner(
+            PlanBounds(
+                poll_interval=settings.min_channel_interval_seconds,
+                max_query_interval=settings.max_channel_interval_seconds,
+                max_pages_per_cycle=settings.max_pages_per_cycle,
+            )
+        )
+        units_budget = UnitsBudget(
+            units_planner,
+            pool=pool,
+            store=store,
+            lease=lease,
+            metrics=metrics,
+            reserve=settings.units_reserve_for_enrichment,
+        )
+        channel_scheduler = Scheduler(
+            clock=clock, pool=UnitsGate(pool), budget=units_budget, metrics=metrics, hooks=roster
+        )
+    leader = Leader(
         lease=lease,
         scheduler=scheduler,
         pool=pool,
@@ -142,7 +203,9 @@ def _build(
         clock=clock,
         metrics=metrics,
         poll_interval_seconds=settings.poll_interval_seconds,
+        others=[channel_scheduler] if roster is not None else [],
     )
+    return leader, roster
 
 
 def _poller_ctx(registry: CollectorRegistry) -> Any:
@@ -154,7 +217,12 @@ def _poller_ctx(registry: CollectorRegistry) -> Any:
         publisher = await VideoPublisher.declare(channel, QueueNames(settings.amqp_exchange, settings.amqp_queue))
         client = YouTubeClient(app[HTTP], settings.youtube_api_url, settings.youtube_request_timeout_seconds)
         metrics = FetcherMetrics(registry)
-        leader = _build(settings, clock=app[CLOCK], client=client, store=store, publisher=publisher, metrics=metrics)
+        db = app[MONGO][settings.mongodb_database]
+        leader, roster = _build(
+            settings, clock=app[CLOCK], client=client, store=store, publisher=publisher, metrics=metrics, db=db
+        )
+        if roster is not None:
+            app[CHANNELS] = roster
         app[LEADER] = leader
         app[SCHEDULER] = leader.scheduler
         task = asyncio.create_task(leader.run(), name="poller")
@@ -181,6 +249,9 @@ async def _health_details(request: web.Request, handler: Handler) -> web.StreamR
     leader, scheduler = request.app.get(LEADER), request.app.get(SCHEDULER)
     if leader is not None and scheduler is not None:
         body.update(health_body(leader, scheduler, request.app[CLOCK].now()))
+        roster = request.app.get(CHANNELS)
+        if roster is not None and leader.role == "leader":
+            body.update(roster.health())
     else:
         body["role"] = "starting"
     return web.json_response(body)

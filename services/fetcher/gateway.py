@@ -4,12 +4,16 @@ Per answer: a daily exhaustion parks the key's project until midnight Pacific
 time and the same request goes out at once with the next usable key; an invalid or forbidden
 key is disabled and the request moves on too; short-term limits, 5xx, timeouts and dropped
 connections are retried with the same key after capped exponential backoff with jitter, a
-bounded number of times; a stale page token and request bugs go back to the caller.
+bounded number of times; a stale page token, a missing playlist and request bugs go back to
+the caller. search.list spends the project's search bucket; channels.list, playlistItems.list
+and videos.list its units (1 a call), parked apart: a spent units pool (403 ``quotaExceeded`` on
+a unit call) parks only the project's unit calls, until midnight Pacific time.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, Literal
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
@@ -62,6 +66,7 @@ class YouTubeGateway:
         self._metrics = metrics
         self._clock = clock
         self.search_calls = 0  # since start; a poll reads the difference it made
+        self.read_units = 0  # channels.list and playlistItems.list calls since start
 
     async def search(self, params: dict[str, str]) -> dict[str, Any]:
         """One search page. Raises NoUsableKeyError, RetriesExhaustedError, YouTubeApiError, LeaseLostError."""
@@ -73,6 +78,14 @@ class YouTubeGateway:
             return await self._with_retries("videos", {"id": ",".join(ids)}, min(1, self._retries))
         except NoUsableKeyError:
             return None
+
+    async def channels(self, channel_id: str) -> dict[str, Any]:
+        """channels.list (contentDetails) for one channel. Raises as ``search`` does."""
+        return await self._with_retries("channels", {"part": "contentDetails", "id": channel_id}, self._retries)
+
+    async def playlist_items(self, params: dict[str, str]) -> dict[str, Any]:
+        """One page of playlistItems.list. Raises as ``search`` does."""
+        return await self._with_retries("playlistItems", params, self._retries)
 
     async def _with_retries(self, method: str, params: dict[str, str], retries: int) -> dict[str, Any]:
         prefer: KeyEntry | None = None
@@ -112,7 +125,7 @@ class YouTubeGateway:
         while True:
             token = self._lease.check()
             now = self._clock.now()
-            key = self._pool.pick_search_key(now, prefer) if method == "search" else self._pool.pick_units_key(now)
+            key = self._pick(method, now, prefer)
             prefer = None
             if key is None:
                 await self._flush(token)
@@ -124,11 +137,10 @@ class YouTubeGateway:
             else:
                 self._pool.charge_units(key, 1, now)
                 self._metrics.quota_spent.labels("units").inc()
+                if method != "videos":
+                    self.read_units += 1
             try:
-                if method == "search":
-                    body = await self._client.search(key, params)
-                else:
-                    body = await self._client.videos(key, params["id"].split(","))
+                body = await self._send(method, key, params)
             except YouTubeApiError as exc:
                 self._metrics.calls.labels(method, exc.kind.value).inc()
                 action = self._handle(method, key, exc)
@@ -146,6 +158,20 @@ class YouTubeGateway:
             await self._flush(token)
             return body
 
+    def _pick(self, method: str, now: datetime, prefer: KeyEntry | None) -> KeyEntry | None:
+        if method == "search":
+            return self._pool.pick_search_key(now, prefer)
+        return self._pool.pick_units_key(now, "enrich" if method == "videos" else "read")
+
+    async def _send(self, method: str, key: KeyEntry, params: dict[str, str]) -> dict[str, Any]:
+        if method == "search":
+            return await self._client.search(key, params)
+        if method == "videos":
+            return await self._client.videos(key, params["id"].split(","))
+        if method == "channels":
+            return await self._client.channels(key, params)
+        return await self._client.playlist_items(key, params)
+
     def _handle(self, method: str, key: KeyEntry, error: YouTubeApiError) -> Literal["next_key", "retry", "give_up"]:
         """Apply the error policy to the pool and say what happens to the request."""
         now = self._clock.now()
@@ -153,11 +179,11 @@ class YouTubeGateway:
             if method == "search":
                 self._pool.park_project(key.project, next_reset(now), f"{error.status} {error.reason}", now)
             else:
-                # Under the current model videos.list spends a separate unit pool: search goes on.
+                # Unit calls spend the project's units pool, apart from its search bucket: search goes on.
                 self._pool.park_units(key.project, next_reset(now), now)
                 logger.warning(
-                    "videos.list quota spent; enrichment paused until the reset",
-                    extra={"key": key.fingerprint, "project": key.project},
+                    "units pool spent: the project's unit calls (channel reads, enrichment) wait for the reset",
+                    extra={"key": key.fingerprint, "project": key.project, "method": method},
                 )
             return "next_key"
         if error.kind in (ErrorKind.KEY_INVALID, ErrorKind.KEY_FORBIDDEN):
@@ -165,6 +191,8 @@ class YouTubeGateway:
             return "next_key"
         if error.kind in (ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT):
             return "retry"
+        if error.kind is ErrorKind.NOT_FOUND:
+            return "give_up"
         if error.kind is ErrorKind.BAD_REQUEST:
             logger.error("YouTube refused our request; not retried", extra={"method": method, "error": str(error)})
         return "give_up"

@@ -29,6 +29,8 @@ def health_body(leader: Leader, scheduler: Scheduler, now: datetime) -> dict[str
     health["all_keys_parked"] = scheduler.resume_at is not None
     health["resume_at"] = _moment(scheduler.resume_at)
     health.update(scheduler.budget.health(now))
+    for other in leader.others:  # the followed channels' reads: the units pool
+        health.update(other.budget.health(now))
     return health
 
 

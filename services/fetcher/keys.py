@@ -4,6 +4,12 @@ Quota belongs to a Google Cloud project, not to a key, so parking is per project
 exhaustion answer parks every key of the project until the next midnight Pacific time. A key
 whose answers say it is invalid or lacks access is disabled until the next quota day (and then
 tried once more, so a key fixed in the Cloud console comes back without a restart).
+
+A project has two pools: its search bucket (``search_calls_per_day``) and its units
+(``units_per_day``: channels.list, playlistItems.list and videos.list, 1 unit a call). Each is
+parked on its own: a spent search bucket leaves the units usable, and a spent units pool
+(``park_units``) leaves search alone. Channel reads stop at ``units_reserve`` of the day's units,
+which stay for videos.list.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
 from services.common.fetcher_state import KeyState, KeyStateDoc, as_utc
 from services.fetcher.clock import next_reset, pacific_day
@@ -40,14 +47,29 @@ class KeyCounts:
     disabled: int
 
 
+# What a unit call is for: reading a channel (stops at the reserve) or enriching new videos.
+UnitPurpose = Literal["read", "enrich"]
+
+
 class KeyPool:
-    def __init__(self, entries: list[KeyEntry], search_calls_per_day: int) -> None:
+    def __init__(
+        self,
+        entries: list[KeyEntry],
+        search_calls_per_day: int,
+        *,
+        units_per_day: int = 10_000,
+        units_reserve: float = 0.0,
+    ) -> None:
         if not entries:
             raise ValueError("the key pool needs at least one key")
         self._keys = [_Key(entry) for entry in entries]
         self._by_fingerprint = {key.entry.fingerprint: key for key in self._keys}
         self.search_calls_per_day = search_calls_per_day
+        self.units_per_day = units_per_day
+        # Units of each project's day that channel reads leave to videos.list.
+        self.units_reserved = round(units_per_day * units_reserve)
         self._next = 0
+        self._next_units = 0
         self._dirty: set[str] = set()
         # A key changed state (parked, disabled, back): persist at once, not with the next batch.
         self.urgent = False
@@ -91,6 +113,36 @@ class KeyPool:
         # Disabled keys are tried again on the next quota day.
         return min(parked) if parked else next_reset(now)
 
+    def project_units_spent(self, project: str) -> int:
+        return sum(key.units for key in self._keys if key.entry.project == project)
+
+    def project_units_left(self, project: str, purpose: UnitPurpose = "enrich") -> int:
+        """Units the project may still spend today on ``purpose`` (0 while its units are parked)."""
+        keys = [key for key in self._keys if key.entry.project == project]
+        if any(key.units_parked_until is not None for key in keys):
+            return 0
+        floor = self.units_reserved if purpose == "read" else 0
+        return max(0, self.units_per_day - floor - self.project_units_spent(project))
+
+    def units_left(self, now: datetime, purpose: UnitPurpose = "enrich") -> int:
+        """Units the projects with a usable key may still spend today on ``purpose``."""
+        self.refresh(now)
+        usable = {key.entry.project for key in self._keys if key.state != "disabled"}
+        return sum(self.project_units_left(project, purpose) for project in usable)
+
+    def units_parked_until(self, project: str) -> datetime | None:
+        moments = [k.units_parked_until for k in self._keys if k.entry.project == project and k.units_parked_until]
+        return min(moments) if moments else None
+
+    def units_resume_at(self, now: datetime) -> datetime | None:
+        """When a channel read may be made again, or None while some key may make one now."""
+        self.refresh(now)
+        if self.units_left(now, "read") > 0:
+            return None
+        parked = [key.units_parked_until for key in self._keys if key.units_parked_until is not None]
+        # Spent to the reserve, or disabled: the next quota day.
+        return min(parked) if parked else next_reset(now)
+
     def state_of(self, fingerprint: str) -> KeyState:
         return self._by_fingerprint[fingerprint].state
 
@@ -114,11 +166,18 @@ class KeyPool:
                 return key.entry
         return None
 
-    def pick_units_key(self, now: datetime) -> KeyEntry | None:
-        """A live key whose project's unit pool (videos.list) is not spent."""
+    def pick_units_key(self, now: datetime, purpose: UnitPurpose = "enrich") -> KeyEntry | None:
+        """A key whose project has units left for ``purpose``, round robin over the usable ones.
+
+        A key parked for search still makes unit calls: the two pools are spent apart. A disabled
+        key makes none (YouTube refuses the key itself).
+        """
         self.refresh(now)
-        for key in self._keys:
-            if key.state == "live" and key.units_parked_until is None:
+        for offset in range(len(self._keys)):
+            index = (self._next_units + offset) % len(self._keys)
+            key = self._keys[index]
+            if key.state != "disabled" and self.project_units_left(key.entry.project, purpose) > 0:
+                self._next_units = (index + 1) % len(self._keys)
                 return key.entry
         return None
 
@@ -150,6 +209,7 @@ class KeyPool:
                 )
 
     def park_units(self, project: str, until: datetime, now: datetime) -> None:
+        """The project's units are spent: its unit calls wait until ``until``; its searches go on."""
         self.refresh(now)
         for key in self._keys:
             if key.entry.project == project and key.units_parked_until is None:

@@ -5,6 +5,9 @@ again often enough to take over within the TTL plus one poll interval. On taking
 a new token the leader reads the state again from MongoDB (another leader may have moved it on
 meanwhile), and its first cycle catches up. A lost lease stands the leader down at once; a stop
 finishes the cycle in hand and releases the lease, so a standby takes over without waiting.
+
+Beside the search scheduler, ``others`` (the followed channels' scheduler, on the units pool)
+turn under the same lease, each at its own pace: a long wait of one never delays the other.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Literal
 
 from services.fetcher.clock import Clock
@@ -37,9 +41,11 @@ class Leader:
         clock: Clock,
         metrics: FetcherMetrics,
         poll_interval_seconds: float,
+        others: Sequence[Scheduler] = (),
     ) -> None:
         self.lease = lease
         self.scheduler = scheduler
+        self.others = list(others)
         self._pool = pool
         self._store = store
         self._clock = clock
@@ -69,7 +75,7 @@ class Leader:
                     await self._pause(min(self._poll_interval, self.lease.ttl_seconds / 4))
                     continue
                 try:
-                    await self.scheduler.turn(self._wake)
+                    await self._turns()
                 except LeaseLostError as exc:
                     self._stand_down(str(exc))
                 except Exception:
@@ -86,6 +92,28 @@ class Leader:
             except Exception as exc:
                 logger.warning("could not release the lease; it expires by itself", extra={"error": repr(exc)})
             self._metrics.leader.set(0)
+
+    async def _turns(self) -> None:
+        """A turn of the scheduler; with others, every scheduler turns on its own until woken or one fails."""
+        if not self.others:
+            await self.scheduler.turn(self._wake)
+            return
+        tasks = [asyncio.create_task(self._keep_turning(s)) for s in (self.scheduler, *self.others)]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            self._wake.set()  # the others finish the cycle in hand
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            if not self._stopping:
+                self._wake.clear()
+        errors = [r for r in results if isinstance(r, BaseException)]
+        lost = [e for e in errors if isinstance(e, LeaseLostError)]
+        if lost or errors:
+            raise (lost or errors)[0]
+
+    async def _keep_turning(self, scheduler: Scheduler) -> None:
+        while not self._wake.is_set():
+            await scheduler.turn(self._wake)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -108,7 +136,8 @@ class Leader:
             self._be("standby")
             return False
         self._be("leader")
-        self.scheduler.catch_up()
+        for scheduler in (self.scheduler, *self.others):
+            scheduler.catch_up()
         return True
 
     def _be(self, role: Role) -> None:
@@ -137,4 +166,5 @@ class Leader:
         """A new leader starts from what the previous one persisted (it may have been us)."""
         now = self._clock.now()
         self._pool.load(await self._store.load_keys(), now)
-        await self.scheduler.load(now)
+        for scheduler in (self.scheduler, *self.others):
+            await scheduler.load(now)

@@ -108,6 +108,47 @@ class FetcherMetrics:
             ["query", "quantile"],
             registry=registry,
         )
+        self.units_left = Gauge(
+            "tubewatch_fetcher_units_left",
+            "Units the usable projects may still spend today: on channel reads (read: the reserve kept "
+            "for videos.list aside) or on anything (any)",
+            ["use"],
+            registry=registry,
+        )
+        self.units_parked_projects = Gauge(
+            "tubewatch_fetcher_units_parked_projects",
+            "Projects whose units pool is spent (403 quotaExceeded): their unit calls wait for the reset",
+            registry=registry,
+        )
+        self.units_budget_too_small = Gauge(
+            "tubewatch_fetcher_units_budget_too_small",
+            "1 while the units left cannot read every channel every MAX_CHANNEL_INTERVAL_SECONDS",
+            registry=registry,
+        )
+        self.channel_interval = Gauge(
+            "tubewatch_fetcher_channel_planned_interval_seconds",
+            "Seconds between two reads of a followed channel's uploads playlist, as planned",
+            ["channel"],
+            registry=registry,
+        )
+        self.channel_upload_rate = Gauge(
+            "tubewatch_fetcher_channel_upload_rate_per_hour",
+            "New videos an hour a followed channel's reads find (smoothed)",
+            ["channel"],
+            registry=registry,
+        )
+        self.channel_last_read = Gauge(
+            "tubewatch_fetcher_channel_last_read_timestamp_seconds",
+            "When a followed channel's uploads playlist was last read (Unix time)",
+            ["channel"],
+            registry=registry,
+        )
+        self.channel_published = Counter(
+            "tubewatch_fetcher_channel_videos_published",
+            "Videos a followed channel's reads published (confirmed by the broker)",
+            ["channel"],
+            registry=registry,
+        )
         self.leader = Gauge(
             "tubewatch_fetcher_leader", "1 while this fetcher holds the leader lease", registry=registry
         )

@@ -10,22 +10,28 @@ interval policy: by default the item's own planned interval (``planned_interval`
 scheduler sleeps until the earliest reset, making no call. Another kind of item is another class
 with ``name``, ``plan_inputs``, ``load`` and ``poll``, registered here; neither the scheduler nor
 the walk changes for it.
+
+A scheduler spends one quota: its ``gate`` says when a call may be made again (the key pool for
+search; the units pool for channel reads, ``units_budget.py``) and its budget plans by it. So the
+search queries and the followed channels are two schedulers side by side under one leader. Its
+optional ``hooks`` choose the items before they are loaded (the followed set changes) and act
+after every cycle (the channels' new videos, batched across channels, go out there).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.common.poll_plan import ItemInputs
-from services.fetcher.budget import Budget, Plan
+from services.fetcher.budget import Plan
 from services.fetcher.clock import Clock, sleep_unless
 from services.fetcher.gateway import NoUsableKeyError
-from services.fetcher.keys import KeyPool
+from services.fetcher.keys import KeyCounts
 from services.fetcher.lease import LeaseLostError
 from services.fetcher.metrics import FetcherMetrics
 
@@ -56,6 +62,42 @@ class WorkItem(Protocol):
         ...
 
 
+class QuotaGate(Protocol):
+    def resume_at(self, now: datetime) -> datetime | None:
+        """When a call may be made again, or None while one may be made now."""
+        ...
+
+    def counts(self, now: datetime) -> KeyCounts:
+        """The keys by state, for the log line of a parked scheduler."""
+        ...
+
+
+class ScheduleBudget(Protocol):
+    plan: Plan | None
+
+    def refresh(self, now: datetime, *, parked: bool, items: Sequence[ItemInputs] | None = None) -> Plan:
+        """Plan afresh from the items' inputs (as measured now, or as last given)."""
+        ...
+
+    async def save(self, now: datetime, *, resume_at: datetime | None) -> None:
+        """Persist the plan for the API (fenced by the lease)."""
+        ...
+
+    def health(self, now: datetime) -> dict[str, Any]:
+        """The budget's part of ``/healthz``."""
+        ...
+
+
+class CycleHooks(Protocol):
+    async def prepare(self, scheduler: Scheduler, now: datetime) -> None:
+        """Before the items are loaded (a new leader): register the items there are."""
+        ...
+
+    async def after_cycle(self, scheduler: Scheduler) -> None:
+        """After every turn's cycle, or in its place when nothing was due (not after a lost lease)."""
+        ...
+
+
 # Seconds from the start of a cycle until an item it polled is due again.
 IntervalPolicy = Callable[[WorkItem, Plan], float]
 
@@ -82,16 +124,18 @@ class Scheduler:
         self,
         *,
         clock: Clock,
-        pool: KeyPool,
-        budget: Budget,
+        pool: QuotaGate,
+        budget: ScheduleBudget,
         metrics: FetcherMetrics,
         interval: IntervalPolicy = planned_interval,
+        hooks: CycleHooks | None = None,
     ) -> None:
         self._clock = clock
         self._pool = pool
         self.budget = budget
         self._metrics = metrics
         self._interval = interval
+        self._hooks = hooks
         self._scheduled: list[_Scheduled] = []
         self.cycles = 0
         self.last_cycle_at: datetime | None = None
@@ -103,7 +147,16 @@ class Scheduler:
     def register(self, item: WorkItem) -> None:
         self._scheduled.append(_Scheduled(item))
 
+    def unregister(self, name: str) -> None:
+        self._scheduled = [s for s in self._scheduled if s.item.name != name]
+
+    @property
+    def items(self) -> list[WorkItem]:
+        return [s.item for s in self._scheduled]
+
     async def load(self, now: datetime) -> None:
+        if self._hooks is not None:
+            await self._hooks.prepare(self, now)
         for scheduled in self._scheduled:
             await scheduled.item.load(now)
 
@@ -126,6 +179,8 @@ class Scheduler:
         if due:
             with self._metrics.cycle_seconds.time():
                 await self._cycle(due)
+        if self._hooks is not None:
+            await self._hooks.after_cycle(self)
         ended = self._clock.now()
         if self._pool.resume_at(ended) is not None:
             return  # the keys ran out during the cycle: the next turn parks the scheduler
@@ -137,7 +192,10 @@ class Scheduler:
             if scheduled.started is not None:
                 interval = timedelta(seconds=self._interval(scheduled.item, plan))
                 scheduled.due = max(ended, scheduled.started + interval)
-        self.next_cycle_at = min((s.due for s in self._scheduled if s.due is not None), default=ended)
+        # An item registered after the cycle began (hooks) is due at once; without items, the hooks
+        # look again one effective interval later.
+        due_at = [ended if s.due is None else s.due for s in self._scheduled]
+        self.next_cycle_at = min(due_at, default=ended + timedelta(seconds=plan.effective_interval))
         try:
             await sleep_unless(self._clock, self.next_cycle_at, wake)
         finally:

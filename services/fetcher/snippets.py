@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from services.common.events import VideoEvent
+from services.common.events import FoundBy, VideoEvent
 from services.common.timefmt import parse_rfc3339
 
 
@@ -37,7 +37,7 @@ def event_from_search_item(item: dict[str, Any], query: str, fetched_at: datetim
     title, description, channel_id, channel_title = text.values()
     return VideoEvent(
         video_id=video_id,
-        query=query,
+        found_by=FoundBy.search(query),
         title=html.unescape(title),
         description=html.unescape(description),
         published_at=parse_rfc3339(published),

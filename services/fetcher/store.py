@@ -1,4 +1,4 @@
-"""The fetcher's state in MongoDB: per-query progress, per-key quota state, the budget, seen ids.
+"""The fetcher's state in MongoDB: per-query and per-channel progress, per-key quota state, the budgets, seen ids.
 
 Only the leader writes, and every write is fenced: it carries the leader's lease token and
 matches only a document whose stored token is not newer, so a deposed leader that wakes up late
@@ -19,12 +19,15 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.common.events import VideoEvent
 from services.common.fetcher_state import (
     BUDGET_COLLECTION,
+    CHANNEL_STATE_COLLECTION,
     KEY_STATE_COLLECTION,
     LEASE_COLLECTION,
     QUERY_STATE_COLLECTION,
     BudgetDoc,
+    ChannelStateDoc,
     KeyStateDoc,
     QueryStateDoc,
+    UnitsBudgetDoc,
 )
 from services.fetcher.lease import LeaseLostError
 
@@ -38,6 +41,7 @@ class FetcherStore:
         self._keys = db[KEY_STATE_COLLECTION]
         self._budget = db[BUDGET_COLLECTION]
         self._seen = db[SEEN_COLLECTION]
+        self._channels = db[CHANNEL_STATE_COLLECTION]
         self.lease_collection = db[LEASE_COLLECTION]
 
     async def ensure_indexes(self) -> None:
@@ -51,6 +55,10 @@ class FetcherStore:
         doc = await self._queries.find_one({"_id": query})
         return QueryStateDoc.model_validate(doc) if doc else None
 
+    async def load_channel(self, channel_id: str) -> ChannelStateDoc | None:
+        doc = await self._channels.find_one({"_id": channel_id})
+        return ChannelStateDoc.model_validate(doc) if doc else None
+
     async def load_keys(self) -> list[KeyStateDoc]:
         return [KeyStateDoc.model_validate(doc) async for doc in self._keys.find()]
 
@@ -62,6 +70,12 @@ class FetcherStore:
 
     async def save_query(self, doc: QueryStateDoc, token: int) -> None:
         await self._fenced(self._queries, doc.query, doc.model_dump(by_alias=True, exclude={"query"}), token)
+
+    async def save_channel(self, doc: ChannelStateDoc, token: int) -> None:
+        await self._fenced(self._channels, doc.channel_id, doc.model_dump(by_alias=True, exclude={"channel_id"}), token)
+
+    async def save_units_budget(self, doc: UnitsBudgetDoc, token: int) -> None:
+        await self._fenced(self._budget, doc.id, doc.model_dump(by_alias=True, exclude={"id"}), token)
 
     async def save_keys(self, docs: list[KeyStateDoc], token: int) -> None:
         if not docs:

@@ -1,4 +1,4 @@
-"""A thin client for search.list and videos.list that never leaks an API key.
+"""A thin client for search.list, videos.list, channels.list and playlistItems.list that never leaks an API key.
 
 The key travels in the ``X-Goog-Api-Key`` header (Google's documented alternative to the ``key``
 query parameter), so no URL the client builds, and no exception aiohttp raises with its URL,
@@ -35,12 +35,14 @@ class ErrorKind(enum.Enum):
     KEY_INVALID = "key_invalid"  # disable the key
     KEY_FORBIDDEN = "key_forbidden"  # the API is off for the key's project, or no key
     INVALID_PAGE_TOKEN = "invalid_page_token"  # noqa: S105 (a label, not a secret): restart at page one
+    NOT_FOUND = "not_found"  # 404: the playlist (or channel) asked for does not exist
     BAD_REQUEST = "bad_request"  # our request is wrong; never retried
 
 
 _DAILY_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded", "dailyLimitExceededUnreg"})
 _RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _INVALID_KEY_REASONS = frozenset({"API_KEY_INVALID", "keyInvalid", "keyExpired", "API_KEY_EXPIRED"})
+_NOT_FOUND_REASONS = frozenset({"playlistNotFound", "channelNotFound", "notFound"})
 _FORBIDDEN_REASONS = frozenset({"accessNotConfigured", "SERVICE_DISABLED", "forbidden", "ipRefererBlocked"})
 
 
@@ -93,6 +95,8 @@ def classify(status: int, body: dict[str, Any]) -> YouTubeApiError:
         kind, decisive = ErrorKind.RATE_LIMITED, _RATE_REASONS
     elif "invalidPageToken" in found:
         kind = ErrorKind.INVALID_PAGE_TOKEN
+    elif status == 404 or found & _NOT_FOUND_REASONS:
+        kind, decisive = ErrorKind.NOT_FOUND, _NOT_FOUND_REASONS
     elif status >= 500 or "backendError" in found:
         kind = ErrorKind.TRANSIENT
     elif status == 400 and "API key" in message:
@@ -116,6 +120,12 @@ class YouTubeClient:
     async def videos(self, key: KeyEntry, ids: list[str]) -> dict[str, Any]:
         params = {"part": "snippet,contentDetails,statistics", "id": ",".join(ids)}
         return await self._get("videos", key, params)
+
+    async def channels(self, key: KeyEntry, params: dict[str, str]) -> dict[str, Any]:
+        return await self._get("channels", key, params)
+
+    async def playlist_items(self, key: KeyEntry, params: dict[str, str]) -> dict[str, Any]:
+        return await self._get("playlistItems", key, params)
 
     async def _get(self, method: str, key: KeyEntry, params: dict[str, str]) -> dict[str, Any]:
         where = f"GET {method} (key {key.fingerprint})"

@@ -203,6 +203,8 @@ def fetcher_env(
         # make the leader stand down and re-take its lease all the time.
         "LEASE_TTL_SECONDS": "10",
         "LOG_LEVEL": "INFO",
+        # Search alone unless a test follows channels: auto-follow would read channels it found.
+        "AUTO_FOLLOW_CHANNELS": "0",
     }
     env.update({name.upper(): str(value) for name, value in overrides.items()})
     return env
@@ -325,7 +327,10 @@ class FetcherProcess:
 
 def _base_env() -> dict[str, str]:
     # The test's own environment minus anything that would configure the fetcher behind our back.
-    prefixes = ("YOUTUBE_", "EMULATOR_", "SEARCH_", "POLL_", "LEASE_", "LATE_", "OVERLAP_", "INITIAL_", "MAX_PAGES")
+    prefixes = (
+        *("YOUTUBE_", "EMULATOR_", "SEARCH_", "POLL_", "LEASE_", "LATE_", "OVERLAP_", "INITIAL_", "MAX_PAGES"),
+        *("FOLLOW_", "AUTO_FOLLOW_", "UNITS_", "MIN_CHANNEL_", "MAX_CHANNEL_"),
+    )
     return {k: v for k, v in os.environ.items() if not k.upper().startswith(prefixes)}
 
 

@@ -1,0 +1,122 @@
+"""The followed channels as the channel scheduler's work items, kept in step with the followed set.
+
+The followed set comes from ``ChannelFollows`` (``follows.py``: FOLLOW_CHANNELS and auto-follow)
+or, without auto-follow, from FOLLOW_CHANNELS alone (``ExplicitFollows``). As the scheduler's
+hooks the roster registers a work item for every followed channel before a new leader loads
+them, and after every cycle sends what the cycle's reads found (one videos.list call for up to
+50 videos of any channels), then adds the channels that joined the set and drops those that
+left it or that channels.list does not know. It also writes the channels' part of ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from services.common.timefmt import format_rfc3339
+from services.fetcher.followed_channel import ChannelParts, FollowedChannel
+from services.fetcher.scheduler import Scheduler
+
+
+class FollowedId(Protocol):
+    @property
+    def channel_id(self) -> str: ...
+
+
+class FollowSource(Protocol):
+    async def load(self) -> None:
+        """Read the persisted set (a new leader keeps it)."""
+        ...
+
+    async def current(self, now: datetime) -> Sequence[FollowedId]:
+        """The followed set now (re-chosen when due)."""
+        ...
+
+
+class _Explicit:
+    def __init__(self, channel_id: str) -> None:
+        self.channel_id = channel_id
+
+
+class ExplicitFollows:
+    """FOLLOW_CHANNELS alone (auto-follow off)."""
+
+    def __init__(self, channel_ids: Sequence[str]) -> None:
+        self._follows = [_Explicit(channel_id) for channel_id in dict.fromkeys(channel_ids)]
+
+    async def load(self) -> None:
+        return None
+
+    async def current(self, now: datetime) -> Sequence[FollowedId]:
+        return self._follows
+
+
+def config_digest(explicit: Sequence[str]) -> str:
+    """Names the configuration: a channel found unknown under one is asked again under another."""
+    return hashlib.sha256(",".join(sorted(set(explicit))).encode()).hexdigest()[:16]
+
+
+class ChannelRoster:
+    def __init__(self, *, follows: FollowSource, parts: ChannelParts) -> None:
+        self._follows = follows
+        self._parts = parts
+        self._channels: dict[str, FollowedChannel] = {}
+
+    @property
+    def channels(self) -> list[FollowedChannel]:
+        return list(self._channels.values())
+
+    async def prepare(self, scheduler: Scheduler, now: datetime) -> None:
+        """A new leader: the persisted set, one work item per channel (the scheduler loads them)."""
+        await self._follows.load()
+        for item in scheduler.items:
+            scheduler.unregister(item.name)
+        self._channels = {}
+        await self._sync(scheduler, now, load=False)
+
+    async def after_cycle(self, scheduler: Scheduler) -> None:
+        await self._parts.delivery.flush()
+        now = self._parts.clock.now()
+        plan = scheduler.budget.plan
+        for channel in self._channels.values():
+            if plan is not None and channel.readable:
+                channel.progress.interval_seconds = plan.interval(channel.name)
+        await self._sync(scheduler, now, load=True)
+
+    async def _sync(self, scheduler: Scheduler, now: datetime, *, load: bool) -> None:
+        wanted = [follow.channel_id for follow in await self._follows.current(now)]
+        for channel_id in wanted:
+            if channel_id not in self._channels:
+                channel = FollowedChannel(channel_id, self._parts)
+                if load:
+                    await channel.load(now)
+                self._channels[channel_id] = channel
+        for channel_id in [c for c in self._channels if c not in wanted]:
+            del self._channels[channel_id]
+        scheduled = {item.name for item in scheduler.items}
+        for channel_id, channel in self._channels.items():
+            if channel.readable and channel_id not in scheduled:
+                scheduler.register(channel)
+            elif not channel.readable and channel_id in scheduled:
+                scheduler.unregister(channel_id)
+        for name in scheduled - set(self._channels):
+            scheduler.unregister(name)
+
+    def health(self) -> dict[str, Any]:
+        """Each followed channel: its status, uploads playlist, planned interval, last read."""
+        channels = {}
+        for channel in self._channels.values():
+            progress = channel.loaded
+            if progress is None:
+                continue
+            channels[channel.channel_id] = {
+                "status": progress.status,
+                "uploads_playlist_id": progress.uploads_playlist_id,
+                "interval_seconds": round(progress.interval_seconds, 1) if progress.interval_seconds else None,
+                "last_read_at": format_rfc3339(progress.last_read_at) if progress.last_read_at else None,
+                "last_deep_read_at": format_rfc3339(progress.last_deep_read_at) if progress.last_deep_read_at else None,
+                "videos_published": progress.videos_published,
+            }
+        return {"channels": channels}
