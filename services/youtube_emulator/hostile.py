@@ -85,8 +85,15 @@ class HostileInjector:
         elif kind == "missing_fields":
             self._missing_field(victim)
         else:
+            absurd = self._rng.choice(ABSURD_DATES)
             snippet = victim.get("snippet", {})
-            snippet["publishedAt"] = snippet["publishTime"] = self._rng.choice(ABSURD_DATES)
+            snippet["publishedAt"] = absurd
+            if "publishTime" in snippet or "contentDetails" not in victim:
+                snippet["publishTime"] = absurd
+            # A playlist item's publish time lives in contentDetails.
+            details = victim.get("contentDetails")
+            if isinstance(details, dict) and "videoPublishedAt" in details:
+                details["videoPublishedAt"] = absurd
         return _raw(errors.render_json(mangled, pretty=False))
 
     def _wrong_types(self, page: dict[str, Any], victim: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from services.youtube_emulator.hostile import ABSURD_DATES
 from services.youtube_emulator.testing import emulator_client, quiet_settings
 from services.youtube_emulator.timestamps import format_timestamp, parse_rfc3339
 
@@ -294,3 +295,12 @@ async def test_bad_playlist_items_requests_answer_like_youtube(
     status, body = await call(client, "playlistItems", **params)
     assert status == 400
     assert body["error"]["errors"][0]["reason"] == reason
+
+
+async def test_absurd_dates_reach_a_playlist_items_publish_time() -> None:
+    async with emulator_client(quiet_settings(emulator_hostile_absurd_dates=1.0), now=NOW) as client:
+        channel = (await world_channels(client))[0]
+        page = await items_page(client, channel["uploadsPlaylistId"], maxResults=50)
+        mangled = [i for i in page["items"] if i["contentDetails"].get("videoPublishedAt") in ABSURD_DATES]
+        assert len(mangled) == 1
+        assert mangled[0]["snippet"]["publishedAt"] == mangled[0]["contentDetails"]["videoPublishedAt"]
