@@ -1,0 +1,350 @@
+"""``make bench-fetcher``'s channel scenario: one project's real quota, followed channels on and off.
+
+The same world twice, on the emulator's clock (moved straight to each moment a scheduler of the
+in-process fetcher wakes, so hours of polling take minutes): two queries uploading 50 videos an
+hour each, 300 channels whose upload rates are Zipf-skewed so that the top 20 publish about 60% of
+the videos, search showing a video 5 minutes after its upload, one project of 100 searches and
+10,000 units a day, 6 simulated hours from just after midnight Pacific time.
+
+- **channels on**: auto-follow (``AUTO_FOLLOW_CHANNELS=20``) chooses the channels from what
+  search found, and their uploads playlists are read on the units pool;
+- **channels off**: search alone (``AUTO_FOLLOW_CHANNELS=0``).
+
+The messages the fetcher confirms are written into the run's MongoDB database by the indexer's own
+MongoDB writer as they arrive, so auto-follow counts what a real catalogue holds. Freshness is
+emulator time from a video's publish (``publishedAt``: for almost every video its upload) to the
+``fetched_at`` of its first confirmed message, for every video published in the window. A
+*followed-channel video* is one published after the channels-on run first read its channel's
+uploads playlist; the channels-off run is judged on the very same videos.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from pymongo import AsyncMongoClient
+from tqdm import tqdm
+
+from services.common.events import VideoEvent
+from services.common.settings import StackSettings
+from services.common.topology import QueueNames
+from services.fetcher.scheduler import Scheduler
+from services.indexer.mongo_writer import MongoWriter
+from services.youtube_emulator.testing import quiet_settings
+from tests.integration.fetcher_support import (
+    EmulatorDrivenClock,
+    InProcessFetcher,
+    QueueTap,
+    RunningEmulator,
+    epoch,
+    fake_key,
+    fetcher_env,
+    in_process_fetcher,
+    queue_tap,
+    running_emulator,
+)
+
+QUERIES = {"cricket": 50.0, "world cup": 50.0}  # uploads an hour
+CHANNELS = 300
+SEARCH_LAG_SECONDS = 300
+AUTO_FOLLOW = 20
+# After the window: long enough for every video published in it to be read by a poll (a search
+# query is polled about every 29 minutes on this budget, a channel at least every 30).
+DRAIN_SECONDS = 45 * 60
+TARGET_FOLLOWED_P50 = 90.0
+TARGET_FOLLOWED_P99 = 600.0
+TARGET_ALL_P50_RATIO = 4.0
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def schedulers(fetcher: InProcessFetcher) -> list[Scheduler]:
+    """The search scheduler and, when channels are followed, the one on the units pool."""
+    return [fetcher.scheduler, *fetcher.leader.others]
+
+
+def _asleep(scheduler: Scheduler) -> bool:
+    return scheduler.next_cycle_at is not None or scheduler.resume_at is not None
+
+
+async def _until(condition: Callable[[], bool], within: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.002)
+
+
+async def advance_to_next_turn(emulator: RunningEmulator, fetcher: InProcessFetcher, *, within: float = 120) -> None:
+    """Wait until every scheduler sleeps, move the frozen clock to the earliest wake, wait for that turn."""
+    running = schedulers(fetcher)
+    await _until(lambda: all(_asleep(s) for s in running), within, "every scheduler asleep")
+    wakes = [(s.next_cycle_at or s.resume_at, s) for s in running]
+    wake = min(moment for moment, _ in wakes if moment is not None)
+    woken = [(s, s.cycles, moment) for moment, s in wakes if moment is not None and moment <= wake]
+    emulator.set_clock(wake.timestamp() + 0.001, frozen=True)
+
+    # A woken scheduler has turned when it ran a cycle or sleeps towards a later moment (one with
+    # nothing due, or parked, turns without a cycle).
+    def turned(s: Scheduler, cycles: int, moment: datetime) -> bool:
+        again = s.next_cycle_at or s.resume_at
+        return again is not None and (s.cycles > cycles or again > moment)
+
+    await _until(lambda: all(turned(*w) for w in woken), within, "the woken schedulers' turns")
+
+
+class CatalogueFeed:
+    """Writes the tapped messages into MongoDB as the indexer would, so auto-follow counts them."""
+
+    def __init__(self, tap: QueueTap, writer: MongoWriter) -> None:
+        self._tap = tap
+        self._writer = writer
+        self._written = 0
+
+    async def flush(self, now: float) -> None:
+        fresh = self._tap.messages[self._written :]
+        if not fresh:
+            return
+        self._written += len(fresh)
+        events = [VideoEvent.model_validate(message.body) for message in fresh]
+        await self._writer.write(events, datetime.fromtimestamp(now, UTC))
+
+
+def _first_seen(tap: QueueTap) -> dict[str, tuple[float, str]]:
+    """Per video: the fetched_at of its first confirmed message and how that message found it."""
+    seen: dict[str, tuple[float, str]] = {}
+    for message in tap.messages:
+        at = datetime.fromisoformat(message.body["fetched_at"]).timestamp()
+        source = str(message.body.get("found_by", {}).get("source", "search"))
+        if message.video_id not in seen or at < seen[message.video_id][0]:
+            seen[message.video_id] = (at, source)
+    return seen
+
+
+def _playlist_first_reads(emulator: RunningEmulator) -> dict[str, float]:
+    """Per channel id: when its uploads playlist was first read successfully."""
+    first: dict[str, float] = {}
+    for call in emulator.calls:
+        playlist = call.params.get("playlistId", "")
+        if call.method == "playlistItems" and call.status == 200 and playlist.startswith("UU"):
+            first.setdefault("UC" + playlist[2:], call.at)
+    return first
+
+
+async def run_world(
+    stack: StackSettings, amqp: aio_pika.abc.AbstractRobustConnection, *, channels_on: bool, hours: float, start: float
+) -> dict[str, Any]:
+    """One run of the world; returns the raw material (truth, first sightings, calls) and the spend."""
+    tag = uuid.uuid4().hex[:8]
+    names = QueueNames(f"bench-channels-{tag}.videos", f"bench-channels-{tag}.index")
+    database = f"bench_channels_{tag}"
+    settings = quiet_settings(
+        search_queries=list(QUERIES),
+        emulator_query_videos_per_minute={q: rate / 60 for q, rate in QUERIES.items()},
+        emulator_channels=CHANNELS,
+        emulator_search_lag_seconds=SEARCH_LAG_SECONDS,
+        emulator_backfill_seconds=3 * 3600,
+        emulator_search_calls_per_day=100,
+        emulator_units_per_day=10_000,
+        emulator_call_log_size=200_000,
+    )
+    end = start + hours * 3600
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
+    try:
+        writer = MongoWriter(mongo[database])
+        await writer.prepare()
+        async with running_emulator(settings, now=start, frozen=True) as emulator, queue_tap(amqp, names) as tap:
+            env = fetcher_env(
+                stack,
+                names,
+                database,
+                emulator,
+                youtube_api_keys=fake_key("bench-channels"),
+                search_queries=",".join(QUERIES),
+                youtube_search_calls_per_day=100,
+                youtube_units_per_day=10_000,
+                auto_follow_channels=AUTO_FOLLOW if channels_on else 0,
+                poll_interval_seconds=10,
+                initial_lookback_seconds=3 * 3600,
+                lease_ttl_seconds=3600,
+            )
+            feed = CatalogueFeed(tap, writer)
+            async with in_process_fetcher(env, EmulatorDrivenClock(emulator)) as fetcher:
+                total = round((end + DRAIN_SECONDS - start) / 60)
+                label = "  channels on " if channels_on else "  channels off"
+                with tqdm(total=total, unit="min", desc=label, leave=False) as progress:
+                    while emulator.state.clock.now() < end + DRAIN_SECONDS:
+                        await advance_to_next_turn(emulator, fetcher)
+                        await asyncio.sleep(0)  # let the tap take the turn's confirmed messages
+                        await feed.flush(emulator.state.clock.now())
+                        progress.update(min(total, round((emulator.state.clock.now() - start) / 60)) - progress.n)
+                health = await fetcher.health()
+            await asyncio.sleep(1)  # the last confirms reach the tap
+            truth: dict[str, dict[str, Any]] = {}
+            for query in QUERIES:
+                truth.update(await emulator.visible(query))
+            spend = await emulator.admin("GET", "/admin/spend")
+            calls = list(emulator.calls)
+            reads = _playlist_first_reads(emulator)
+    finally:
+        await mongo.drop_database(database)
+        await mongo.close()
+        channel = await amqp.channel()
+        for queue in (names.queue, names.dead_queue):
+            await channel.queue_delete(queue)
+        for exchange in (names.exchange, names.dead_exchange):
+            await channel.exchange_delete(exchange)
+        await channel.close()
+    published = {vid: v for vid, v in truth.items() if start <= epoch(v["publishedAt"]) <= end}
+    return {
+        "truth": published,
+        "seen": _first_seen(tap),
+        "reads": reads,
+        "calls": calls,
+        "spend": spend,
+        "health": health,
+    }
+
+
+def _freshness(
+    truth: dict[str, dict[str, Any]], seen: dict[str, tuple[float, str]], only: set[str] | None = None
+) -> tuple[list[float], int]:
+    """Delays from publish to first confirmed message; and how many of the videos were never published."""
+    delays, missed = [], 0
+    for vid, video in truth.items():
+        if only is not None and vid not in only:
+            continue
+        if vid not in seen:
+            missed += 1
+            continue
+        delays.append(max(0.0, seen[vid][0] - epoch(video["publishedAt"])))
+    return delays, missed
+
+
+def _spend(run: dict[str, Any], hours: float) -> dict[str, Any]:
+    keys = run["spend"]["keys"].values()
+    searches = sum(k["search_calls"] for k in keys)
+    units = sum(k.get("units", 0) for k in keys)
+    methods: dict[str, int] = {}
+    for call in run["calls"]:
+        methods[call.method] = methods.get(call.method, 0) + 1
+    simulated = hours + DRAIN_SECONDS / 3600
+    return {
+        "search_calls": searches,
+        "units": units,
+        "calls_by_method": methods,
+        "rejected": sum(k["rejected"] for k in keys),
+        "search_calls_per_day": round(searches * 24 / simulated, 1),
+        "units_per_day": round(units * 24 / simulated, 1),
+    }
+
+
+def _figures(delays: list[float], missed: int) -> dict[str, Any]:
+    def seconds(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
+    return {
+        "videos": len(delays) + missed,
+        "not_published": missed,
+        "p50_seconds": seconds(percentile(delays, 50)),
+        "p99_seconds": seconds(percentile(delays, 99)),
+    }
+
+
+def summarise(on: dict[str, Any], off: dict[str, Any], hours: float) -> dict[str, Any]:
+    """The two runs side by side, with the issue's targets judged."""
+    followed = {
+        vid
+        for vid, video in on["truth"].items()
+        if video["channelId"] in on["reads"] and epoch(video["publishedAt"]) >= on["reads"][video["channelId"]]
+    }
+    on_followed = _figures(*_freshness(on["truth"], on["seen"], followed))
+    off_followed = _figures(*_freshness(off["truth"], off["seen"], followed))
+    on_all = _figures(*_freshness(on["truth"], on["seen"]))
+    off_all = _figures(*_freshness(off["truth"], off["seen"]))
+    through_channel = sum(1 for vid in on["truth"] if on["seen"].get(vid, (0.0, ""))[1] == "channel")
+    ratio = (
+        round(off_all["p50_seconds"] / on_all["p50_seconds"], 2)
+        if on_all["p50_seconds"] and off_all["p50_seconds"]
+        else None
+    )
+    spend_on, spend_off = _spend(on, hours), _spend(off, hours)
+    within_budget = all(
+        s["rejected"] == 0 and s["search_calls"] <= 100 and s["units"] <= 10_000 for s in (spend_on, spend_off)
+    )
+    return {
+        "scenario": "one project (100 searches, 10,000 units a day), followed channels on and off",
+        "simulated_hours": hours,
+        "queries_uploads_per_hour": QUERIES,
+        "channels": CHANNELS,
+        "search_lag_seconds": SEARCH_LAG_SECONDS,
+        "auto_follow": AUTO_FOLLOW,
+        "channels_read": len(on["reads"]),
+        "followed_channel_share_of_videos": round(len(followed) / len(on["truth"]), 3) if on["truth"] else None,
+        "first_found_through_a_channel": through_channel,
+        "followed_channel_videos": {"channels_on": on_followed, "channels_off": off_followed},
+        "all_videos": {"channels_on": on_all, "channels_off": off_all},
+        "all_videos_p50_off_over_on": ratio,
+        "spend": {"channels_on": spend_on, "channels_off": spend_off},
+        "targets": {
+            "followed_p50_at_most_90_s": bool(on_followed["p50_seconds"] is not None)
+            and on_followed["p50_seconds"] <= TARGET_FOLLOWED_P50,
+            "followed_p99_at_most_10_min": bool(on_followed["p99_seconds"] is not None)
+            and on_followed["p99_seconds"] <= TARGET_FOLLOWED_P99,
+            "all_p50_at_least_4x_lower": ratio is not None and ratio >= TARGET_ALL_P50_RATIO,
+            "calls_within_the_day_budget": within_budget,
+        },
+    }
+
+
+async def channel_scenario(
+    stack: StackSettings, amqp: aio_pika.abc.AbstractRobustConnection, *, hours: float, start: str
+) -> dict[str, Any]:
+    moment = epoch(start)
+    on = await run_world(stack, amqp, channels_on=True, hours=hours, start=moment)
+    off = await run_world(stack, amqp, channels_on=False, hours=hours, start=moment)
+    return summarise(on, off, hours)
+
+
+def side_by_side(summary: dict[str, Any]) -> str:
+    def minutes(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+
+    followed, every = summary["followed_channel_videos"], summary["all_videos"]
+    spend = summary["spend"]
+    rows = [
+        ("", "channels on", "channels off"),
+        (
+            "followed-channel p50",
+            minutes(followed["channels_on"]["p50_seconds"]),
+            minutes(followed["channels_off"]["p50_seconds"]),
+        ),
+        (
+            "followed-channel p99",
+            minutes(followed["channels_on"]["p99_seconds"]),
+            minutes(followed["channels_off"]["p99_seconds"]),
+        ),
+        ("all videos p50", minutes(every["channels_on"]["p50_seconds"]), minutes(every["channels_off"]["p50_seconds"])),
+        ("all videos p99", minutes(every["channels_on"]["p99_seconds"]), minutes(every["channels_off"]["p99_seconds"])),
+        ("not published", str(every["channels_on"]["not_published"]), str(every["channels_off"]["not_published"])),
+        (
+            "searches / day",
+            str(spend["channels_on"]["search_calls_per_day"]),
+            str(spend["channels_off"]["search_calls_per_day"]),
+        ),
+        ("units / day", str(spend["channels_on"]["units_per_day"]), str(spend["channels_off"]["units_per_day"])),
+    ]
+    lines = [f"  {a:22} {b:>14} {c:>14}" for a, b, c in rows]
+    lines += [f"  target {name}: {'met' if met else 'NOT met'}" for name, met in summary["targets"].items()]
+    return "\n".join(lines)
