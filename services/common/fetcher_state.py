@@ -224,6 +224,9 @@ class ChannelStateDoc(_StateDoc):
     last_read_at: AwareDatetime | None = None
     # The last read of every page of its uploads playlist (daily: a late-published video sits low).
     last_deep_read_at: AwareDatetime | None = None
+    # A read found videos not all confirmed yet, or was cut short (a crash, an error, the page cap):
+    # what lies below the known ids may not be, so the next read is a deep one.
+    unsettled: bool = False
     videos_published: int = 0
     # Units its last read spent (playlistItems.list pages).
     units_last_read: int = 0

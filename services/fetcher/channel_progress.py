@@ -3,7 +3,10 @@
 Newness is judged by video id: a public video of the playlist is new when its id is not known,
 whatever its position or time, because the playlist is ordered by upload and a scheduled or
 late-published video sits below newer uploads. Only what the broker confirmed becomes known
-(``record``), so a crash loses nothing: the next read meets the rest again.
+(``record``), so a crash loses nothing: the next read meets the rest again. A read whose new
+videos were not all confirmed, or that was cut short, leaves the channel **unsettled**: known ids
+may then sit above videos never published, so the next read is deep (every page), not one that
+stops at the first known id.
 
 What is known stays bounded: ids published within ``KNOWN_HORIZON`` (at most
 ``MAX_KNOWN_VIDEOS``, newest first). A video published before the **floor** — the channel's
@@ -44,6 +47,7 @@ class ChannelProgress:
     known: dict[str, datetime] = field(default_factory=dict)
     last_read_at: datetime | None = None
     last_deep_read_at: datetime | None = None
+    unsettled: bool = False
     videos_published: int = 0
     units_last_read: int = 0
     interval_seconds: float | None = None
@@ -65,6 +69,7 @@ class ChannelProgress:
         progress.known = {k.video_id: as_utc(k.published_at) for k in doc.known_videos}
         progress.last_read_at = as_utc(doc.last_read_at) if doc.last_read_at else None
         progress.last_deep_read_at = as_utc(doc.last_deep_read_at) if doc.last_deep_read_at else now
+        progress.unsettled = doc.unsettled
         progress.videos_published = doc.videos_published
         progress.units_last_read = doc.units_last_read
         progress.interval_seconds = doc.interval_seconds
@@ -83,6 +88,7 @@ class ChannelProgress:
             known_videos=[KnownVideoDoc(video_id=v, published_at=p) for v, p in known],
             last_read_at=self.last_read_at,
             last_deep_read_at=self.last_deep_read_at,
+            unsettled=self.unsettled,
             videos_published=self.videos_published,
             units_last_read=self.units_last_read,
             poll_stats=PollStatsDoc.of(self.poll_stats),
@@ -102,7 +108,8 @@ class ChannelProgress:
         return video_id not in self.known and published_at >= self.floor(now)
 
     def deep_read_due(self, now: datetime) -> bool:
-        return self.last_deep_read_at is None or now - self.last_deep_read_at >= DEEP_READ_EVERY
+        """Once a day, and after a read that left videos unconfirmed or was cut short (``unsettled``)."""
+        return self.unsettled or self.last_deep_read_at is None or now - self.last_deep_read_at >= DEEP_READ_EVERY
 
     def record(self, published: dict[str, datetime], now: datetime) -> None:
         """Videos the broker confirmed: known from now on; the oldest beyond the bounds forgotten."""

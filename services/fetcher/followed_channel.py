@@ -65,6 +65,8 @@ class FollowedChannel:
         self.weight = weight
         self._parts = parts
         self._progress: ChannelProgress | None = None
+        self._reading = False  # a read is under way (its videos may be confirmed meanwhile)
+        self._read_complete = False  # the last read went as far as it had to
 
     @property
     def name(self) -> str:
@@ -129,8 +131,12 @@ class FollowedChannel:
                 await parts.store.save_channel(progress.to_doc(parts.clock.now()), token)
                 return
             deep = progress.deep_read_due(started)
-            found = await self._read(deep)
-            if deep:
+            self._reading = True
+            found, complete = await self._read(deep)
+            self._reading, self._read_complete = False, complete
+            # Settled once the read went as far as it had to and the broker confirmed all it found.
+            progress.unsettled = not complete or bool(parts.delivery.pending_ids(self.channel_id))
+            if deep and complete:
                 progress.last_deep_read_at = started
         except (LeaseLostError, NoUsableKeyError) as exc:
             error = exc
@@ -143,6 +149,9 @@ class FollowedChannel:
                 progress.uploads_playlist_id = None
         except Exception as exc:
             error = exc
+        if self._reading:  # cut short by the error
+            self._reading, self._read_complete = False, False
+            progress.unsettled = True
         units = parts.gateway.read_units - units_before
         progress.units_last_read = units
         progress.poll_stats.record(
@@ -177,8 +186,9 @@ class FollowedChannel:
         progress.uploads_playlist_id = playlist
         return True
 
-    async def _read(self, deep: bool) -> int:
-        """Read the uploads playlist from its newest upload; returns the new videos handed on."""
+    async def _read(self, deep: bool) -> tuple[int, bool]:
+        """Read the uploads playlist from its newest upload: the new videos handed on, and whether it went
+        as far as it had to (not cut by the page cap)."""
         parts, progress = self._parts, self.progress
         assert progress.uploads_playlist_id is not None
         page_token: str | None = None
@@ -197,17 +207,19 @@ class FollowedChannel:
             ids = {e.video_id for e in page.videos} | set(page.pending)
             looped = bool(ids) and ids <= met  # page tokens leading back over pages read
             met |= ids
+            # Known before this read: a full batch handed on below is confirmed (and known) at once.
+            reached_known = any(e.video_id in progress.known for e in page.videos)
             if fresh:
                 found += len(fresh)
+                progress.unsettled = True  # saved with any confirm before the read ends
                 await parts.delivery.add(self, list({e.video_id: e for e in fresh}.values()))
             page_token = page.next_page_token
             if page_token is None or looped:
-                break
-            reached_known = any(e.video_id in progress.known for e in page.videos)
+                return found, True
             below_floor = page.oldest_upload is None or page.oldest_upload < progress.floor(now)
             if not deep and (reached_known or below_floor):
-                break
-        return found
+                return found, True
+        return found, False
 
     async def confirmed(self, events: Sequence[VideoEvent], at: datetime) -> None:
         """The broker confirmed these: known from now on, counted, saved (fenced)."""
@@ -218,4 +230,6 @@ class FollowedChannel:
         if delays:
             progress.freshness.add(delays, at)
         progress.record({e.video_id: e.published_at for e in events}, at)
+        if not self._reading and self._read_complete and not parts.delivery.pending_ids(self.channel_id):
+            progress.unsettled = False  # the read ended complete, and the last of its videos is confirmed
         await parts.store.save_channel(progress.to_doc(parts.clock.now()), parts.lease.check())
