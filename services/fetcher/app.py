@@ -29,7 +29,7 @@ from services.common.service_app import add_readiness_check, add_service_routes
 from services.common.topology import QueueNames
 from services.fetcher.budget import Budget, BudgetPlanner, PlanBounds
 from services.fetcher.channel_delivery import ChannelDelivery
-from services.fetcher.channel_roster import ChannelRoster, ExplicitFollows, FollowSource, config_digest
+from services.fetcher.channel_roster import ChannelRoster, config_digest
 from services.fetcher.clock import Clock, SystemClock
 from services.fetcher.delivery import Delivery
 from services.fetcher.followed_channel import ChannelParts
@@ -154,16 +154,15 @@ def _build(
         scheduler.register(SearchQuery(query, policy, parts))
     roster = None
     if settings.follow_channels or settings.auto_follow_channels > 0:
-        follows: FollowSource = ExplicitFollows(settings.follow_channels)
-        if settings.auto_follow_channels > 0:
-            follows = ChannelFollows(
-                explicit=settings.follow_channels,
-                db=db,
-                top_n=settings.auto_follow_channels,
-                window=timedelta(days=settings.auto_follow_window_days),
-                clock=clock,
-                fence=lease.check,
-            )
+        # With auto-follow off too (top_n 0): the saved set is what /api/v1/status lists.
+        follows = ChannelFollows(
+            explicit=settings.follow_channels,
+            db=db,
+            top_n=settings.auto_follow_channels,
+            window=timedelta(days=settings.auto_follow_window_days),
+            clock=clock,
+            fence=lease.check,
+        )
         channel_parts = ChannelParts(
             gateway=gateway,
             delivery=ChannelDelivery(gateway=gateway, publisher=publisher, lease=lease, clock=clock, metrics=metrics),

@@ -1,7 +1,7 @@
 """The followed channels as the channel scheduler's work items, kept in step with the followed set.
 
-The followed set comes from ``ChannelFollows`` (``follows.py``: FOLLOW_CHANNELS and auto-follow)
-or, without auto-follow, from FOLLOW_CHANNELS alone (``ExplicitFollows``). As the scheduler's
+The followed set comes from ``ChannelFollows`` (``follows.py``: FOLLOW_CHANNELS and auto-follow,
+saved for /api/v1/status even with auto-follow off). As the scheduler's
 hooks the roster registers a work item for every followed channel before a new leader loads
 them, and after every cycle sends what the cycle's reads found (one videos.list call for up to
 50 videos of any channels), then adds the channels that joined the set and drops those that
@@ -33,24 +33,6 @@ class FollowSource(Protocol):
     async def current(self, now: datetime) -> Sequence[FollowedId]:
         """The followed set now (re-chosen when due)."""
         ...
-
-
-class _Explicit:
-    def __init__(self, channel_id: str) -> None:
-        self.channel_id = channel_id
-
-
-class ExplicitFollows:
-    """FOLLOW_CHANNELS alone (auto-follow off)."""
-
-    def __init__(self, channel_ids: Sequence[str]) -> None:
-        self._follows = [_Explicit(channel_id) for channel_id in dict.fromkeys(channel_ids)]
-
-    async def load(self) -> None:
-        return None
-
-    async def current(self, now: datetime) -> Sequence[FollowedId]:
-        return self._follows
 
 
 def config_digest(explicit: Sequence[str]) -> str:
