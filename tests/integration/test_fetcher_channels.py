@@ -6,12 +6,14 @@ where a day must pass); the queue is tapped, so every message the broker confirm
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.fetcher_state import BUDGET_COLLECTION, CHANNEL_STATE_COLLECTION, UNITS_BUDGET_ID
@@ -270,3 +272,56 @@ async def test_a_spent_units_pool_parks_unit_calls_only_until_the_reset(
     assert health["all_keys_parked"] is False  # search goes on
     assert "tubewatch_fetcher_units_parked_projects 1.0" in metrics
     assert units_doc is not None and units_doc["projects"][0]["parked_until"] is not None
+
+
+async def test_a_channel_youtube_does_not_know_is_not_found_once_until_the_configuration_changes(
+    stack: StackSettings,
+    queue_names: QueueNames,
+    mongo_db: AsyncDatabase[dict[str, Any]],
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    unknown = "UC" + "Z" * 22
+    settings = quiet_settings(emulator_videos_per_minute=0.5, emulator_backfill_seconds=0)
+    caplog.set_level(logging.WARNING, logger="services.fetcher")
+    async with running_emulator(settings, now=START) as emulator, queue_tap(amqp, queue_names) as tap:
+        await inject(emulator, "history0001", published=START - 7200)
+
+        def asked(channel: str) -> int:
+            return len([c for c in emulator.calls if c.method == "channels" and c.params.get("id") == channel])
+
+        async def run(follow: str, until: Callable[[], bool] | None = None) -> None:
+            """A fetcher following ``follow`` until ``until`` holds (by default: four reads of the channels)."""
+            env = fetcher_env(
+                stack,
+                queue_names,
+                mongo_db.name,
+                emulator,
+                youtube_api_keys=fake_key("unknown"),
+                follow_channels=follow,
+                min_channel_interval_seconds=1,
+                poll_interval_seconds=5,
+            )
+            async with in_process_fetcher(env, EmulatorDrivenClock(emulator)) as fetcher:
+                if until is None:
+                    await Rig(emulator, fetcher, tap).reads(4)
+                    return
+
+                async def holds() -> bool:
+                    return until()
+
+                await wait_until(holds, within=60, what="the fetcher to ask channels.list")
+
+        await run(f"{CHANNEL} {unknown}")
+        assert asked(unknown) == 1
+        state = await mongo_db[CHANNEL_STATE_COLLECTION].find_one({"_id": unknown})
+        assert state is not None and state["status"] == "not_found"
+        await run(f"{CHANNEL} {unknown}")  # a restart, the same configuration: not asked again
+        assert asked(unknown) == 1
+        await run(unknown, until=lambda: asked(unknown) >= 2)  # another configuration: asked once more
+        assert asked(unknown) == 2
+
+    warnings = [r for r in caplog.records if "not found by channels.list" in r.getMessage()]
+    assert [getattr(w, "channel_id", None) for w in warnings] == [unknown, unknown]  # one per configuration
+    assert not [c for c in emulator.calls if c.method == "playlistItems" and unknown[2:] in c.params["playlistId"]]
+    assert asked(CHANNEL) == 1  # the known channel's playlist id was remembered across restarts
