@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from services.api.admin_body import MAX_ADMIN_BODY_BYTES
+from services.api.admin_setup import add_admin
 from services.api.appkeys import CURSORS, METRICS, PAGE_CACHE, SETTINGS
 from services.api.cors import add_cors
 from services.api.cursors import SECRET_FILE_NAME, CursorCodec, load_or_create_secret
@@ -34,9 +36,9 @@ from services.common.service_app import add_service_routes
 MAX_REQUEST_LINE_BYTES = 65536
 MAX_HEADER_FIELD_BYTES = 16384
 MAX_HEADERS = 64
-# No endpoint takes a request body: one sent with GET, HEAD or OPTIONS is refused unread
-# (services/api/middleware.py), and none larger than this is ever read.
-MAX_BODY_BYTES = 4096
+# Only the admin API's POST and PATCH take a body (services/api/admin_body.py, 413 above it); one
+# sent with GET, HEAD or OPTIONS is refused unread (services/api/middleware.py).
+MAX_BODY_BYTES = MAX_ADMIN_BODY_BYTES
 # After refusing a request with an unread body, read and drop at most this long before closing.
 LINGERING_SECONDS = 2.0
 
@@ -71,6 +73,7 @@ def create_app(settings: Settings, routes: Sequence[Route[Any]] = ROUTES) -> web
     )
     add_service_routes(app, metrics.exposition)
     add_stores(app)
+    add_admin(app)  # the gate on /api/v1/admin/ (a middleware after CORS) and the sources
     add_routes(app, routes)
     add_openapi_routes(app, routes)
     add_dashboard_routes(app)  # GET / and the dashboard's assets

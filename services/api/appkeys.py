@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.api.admin_store import SourcesAdmin
 from services.api.cursors import CursorCodec
 from services.api.metrics import ApiMetrics
 from services.api.page_cache import PageCache
@@ -17,3 +18,4 @@ CURSORS = web.AppKey("cursors", CursorCodec)
 STORES = web.AppKey("stores", Stores)
 QUEUE_PROBE = web.AppKey("queue_probe", QueueProbe)
 PAGE_CACHE = web.AppKey("page_cache", PageCache)
+SOURCES_ADMIN = web.AppKey("sources_admin", SourcesAdmin)

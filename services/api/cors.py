@@ -17,6 +17,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiohttp import web
 
 CORS_PATH_PREFIX = "/api/v1/"
+# The admin API stays closed to every other origin whatever API_CORS_ORIGINS says: only pages of
+# the API's own origin (the dashboard) may call it.
+ADMIN_PATH_PREFIX = "/api/v1/admin/"
 ALLOWED_METHODS = ("GET", "HEAD")
 # The only request header a page may set beyond the CORS-safelisted ones.
 ALLOWED_REQUEST_HEADERS = frozenset({"x-request-id"})
@@ -72,7 +75,7 @@ def add_cors(app: web.Application, origins: Iterable[str]) -> None:
         return await handler(request)
 
     async def label(request: web.Request, response: web.StreamResponse) -> None:
-        if not request.path.startswith(CORS_PATH_PREFIX):
+        if not request.path.startswith(CORS_PATH_PREFIX) or request.path.startswith(ADMIN_PATH_PREFIX):
             return
         _add_vary(response, "Origin")
         origin = request.headers.get("Origin")
@@ -87,6 +90,8 @@ def add_cors(app: web.Application, origins: Iterable[str]) -> None:
 
 def _preflight_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
     if not request.path.startswith(CORS_PATH_PREFIX) or request.headers.get("Origin") not in allowed:
+        return False
+    if request.path.startswith(ADMIN_PATH_PREFIX):
         return False
     if request.headers.get("Access-Control-Request-Method") not in ALLOWED_METHODS:
         return False

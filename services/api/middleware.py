@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.api.errors import ApiError
+from services.api.errors import ApiError, ErrorCode
 from services.api.metrics import ApiMetrics
 from services.api.responses import JSON
 
@@ -70,9 +70,22 @@ def http_error_response(exc: web.HTTPException) -> web.Response:
         error = ApiError(404, "not_found", "no such endpoint; see /api/openapi.json")
     elif exc.status == 405:
         error = ApiError(405, "method_not_allowed", f"method not allowed; use {exc.headers.get('Allow', 'GET')}")
+    elif exc.status in _HTTP_ERRORS:
+        code, message = _HTTP_ERRORS[exc.status]
+        error = ApiError(exc.status, code, message)
     else:
         error = ApiError(exc.status, "invalid_parameter" if exc.status < 500 else "internal", exc.reason)
     response = error_response(error)
-    if "Allow" in exc.headers:
-        response.headers["Allow"] = exc.headers["Allow"]
+    for name in _KEPT_HEADERS:
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
     return response
+
+
+# Refusals raised as aiohttp's exceptions (the admin gate, aiohttp's body limit), in the error shape.
+_HTTP_ERRORS: dict[int, tuple[ErrorCode, str]] = {
+    401: ("unauthorized", "an admin token is needed: send Authorization: Bearer <token>"),
+    413: ("payload_too_large", "the request body is too large"),
+    429: ("too_many_requests", "too many failed authentications; wait for Retry-After seconds"),
+}
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")

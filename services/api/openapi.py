@@ -48,12 +48,18 @@ _ERROR_TEXT = {
         "Invalid input: error.code is invalid_parameter or invalid_cursor, error.parameter names the parameter;"
         " invalid_request for a request body, which no endpoint takes."
     ),
-    404: "not_found: no such video.",
+    401: "unauthorized: no admin token, or not one of ADMIN_TOKENS (Authorization: Bearer <token>).",
+    404: "not_found: no such video, query or channel; under /api/v1/admin/ also while ADMIN_TOKENS is unset.",
+    409: "conflict: the query is followed already, or SOURCES_FROM_ENV=always lets the environment set the sources.",
+    413: "payload_too_large: a request body over 64 KiB.",
+    415: "unsupported_media_type: a request body that is not JSON.",
+    429: "too_many_requests: too many failed authentications in this process; wait for Retry-After seconds.",
     410: "cursor_expired: the point-in-time of this relevance walk expired; start the walk again.",
     503: "unavailable: the store this request needs is down.",
     500: "internal: an unexpected error; error.request_id is in the server log.",
 }
 _ERROR_REPLY = Reply(ErrorResponse)
+ADMIN_SECURITY_SCHEME = "adminToken"
 
 
 def _unwrap_nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +104,7 @@ def _schema(model: type[BaseModel] | None, inline: Any) -> dict[str, Any]:
 
 
 def _response(reply: Reply, description: str | None = None) -> dict[str, Any]:
-    return {
+    response: dict[str, Any] = {
         "description": reply.description if description is None else description,
         "headers": _REQUEST_ID_HEADER
         | (_SERVED_BY_HEADER if reply.served_by else {})
@@ -106,8 +112,10 @@ def _response(reply: Reply, description: str | None = None) -> dict[str, Any]:
             name: {"description": meaning, "required": True, "schema": {"type": "string"}}
             for name, meaning in reply.headers.items()
         },
-        "content": {reply.content_type: {"schema": _schema(reply.model, reply.schema)}},
     }
+    if reply.status != 204:
+        response["content"] = {reply.content_type: {"schema": _schema(reply.model, reply.schema)}}
+    return response
 
 
 def _operation(route: Route[Any]) -> dict[str, Any]:
@@ -121,7 +129,9 @@ def _operation(route: Route[Any]) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": _schema(route.body, None)}},
         }
-    responses = {"200": _response(route.reply)}
+    if route.admin:
+        operation["security"] = [{ADMIN_SECURITY_SCHEME: []}]
+    responses = {str(route.reply.status): _response(route.reply)}
     for status, reply in route.other_replies.items():
         responses[str(status)] = _response(reply)
     for status in route.errors:
@@ -159,7 +169,16 @@ def build_openapi(routes: Sequence[Route[Any]] = ROUTES) -> dict[str, Any]:
             ),
         },
         "paths": paths,
-        "components": {"schemas": definitions.get("$defs", {})},
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {
+                ADMIN_SECURITY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "One of ADMIN_TOKENS (label:token), sent as Authorization: Bearer <token>.",
+                }
+            },
+        },
     }
 
 

@@ -4,8 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.api import models
+from services.api import admin_models, models
+from services.api.admin_models import (
+    AuditParams,
+    ChannelCreate,
+    ChannelPatch,
+    ChannelPathParams,
+    PlanParams,
+    QueryCreate,
+    QueryPatch,
+    QueryPathParams,
+)
 from services.api.atom import ATOM_CONTENT_TYPE
+from services.api.handlers.admin_audit import list_audit
+from services.api.handlers.admin_channels import (
+    follow_admin_channel,
+    list_admin_channels,
+    patch_admin_channel,
+    remove_admin_channel,
+)
+from services.api.handlers.admin_plan import what_if_plan
+from services.api.handlers.admin_queries import (
+    add_admin_query,
+    get_admin_query,
+    list_admin_queries,
+    patch_admin_query,
+    remove_admin_query,
+)
 from services.api.handlers.channels import list_channels
 from services.api.handlers.feeds import FEED_PATH, videos_feed
 from services.api.handlers.histogram import histogram
@@ -101,6 +126,142 @@ API_ROUTES: tuple[Route[Any], ...] = (
     Route("GET", "/api/v1/status", status, "The pipeline at a glance", Reply(models.PipelineStatus), NoParams),
 )
 
+_ADMIN = "/api/v1/admin"
+_ADMIN_TAGS = ("admin",)
+# Every admin route: 401 without a valid token, 404 while ADMIN_TOKENS is unset, 429 after repeated failures.
+_ADMIN_ERRORS = (400, 401, 404, 429, 500, 503)
+_WRITE_ERRORS = (*_ADMIN_ERRORS, 409, 413, 415)
+_NO_CONTENT = Reply(status=204, description="Done; no body")
+
+ADMIN_ROUTES: tuple[Route[Any], ...] = (
+    Route(
+        "GET",
+        f"{_ADMIN}/queries",
+        list_admin_queries,
+        "The followed search queries with their statistics",
+        Reply(admin_models.AdminQueryList),
+        NoParams,
+        errors=_ADMIN_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "POST",
+        f"{_ADMIN}/queries",
+        add_admin_query,
+        "Follow a search query (the fetcher starts searching it within seconds)",
+        Reply(admin_models.AdminQuery, status=201, description="Created"),
+        NoParams,
+        body=QueryCreate,
+        errors=_WRITE_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "GET",
+        f"{_ADMIN}/queries/{{query_id}}",
+        get_admin_query,
+        "One followed query",
+        Reply(admin_models.AdminQuery),
+        QueryPathParams,
+        errors=_ADMIN_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "PATCH",
+        f"{_ADMIN}/queries/{{query_id}}",
+        patch_admin_query,
+        "Pause, resume or reweight a query (a JSON merge patch of weight and paused)",
+        Reply(admin_models.AdminQuery),
+        QueryPathParams,
+        body=QueryPatch,
+        errors=_WRITE_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "DELETE",
+        f"{_ADMIN}/queries/{{query_id}}",
+        remove_admin_query,
+        "Stop following a query (its videos stay)",
+        _NO_CONTENT,
+        QueryPathParams,
+        errors=_WRITE_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "GET",
+        f"{_ADMIN}/channels",
+        list_admin_channels,
+        "Followed channels, explicit and auto-followed, with why and how each is read",
+        Reply(admin_models.AdminChannelList),
+        NoParams,
+        errors=_ADMIN_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "POST",
+        f"{_ADMIN}/channels",
+        follow_admin_channel,
+        "Follow a channel explicitly",
+        Reply(admin_models.AdminChannel, status=201, description="Followed"),
+        NoParams,
+        body=ChannelCreate,
+        errors=_WRITE_ERRORS,
+        other_replies={200: Reply(admin_models.AdminChannel, description="Followed explicitly already")},
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "PATCH",
+        f"{_ADMIN}/channels/{{channel_id}}",
+        patch_admin_channel,
+        "Pause, pin or exclude a channel (a JSON merge patch of paused, pinned and excluded)",
+        Reply(admin_models.AdminChannel),
+        ChannelPathParams,
+        body=ChannelPatch,
+        errors=_WRITE_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "DELETE",
+        f"{_ADMIN}/channels/{{channel_id}}",
+        remove_admin_channel,
+        "Unfollow a channel: forget its explicit follow and flags (auto-follow alone decides again)",
+        _NO_CONTENT,
+        ChannelPathParams,
+        errors=_WRITE_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "GET",
+        f"{_ADMIN}/plan",
+        what_if_plan,
+        "What-if: every query's and channel's planned interval and mean delay now and after a change",
+        Reply(admin_models.WhatIfPlan),
+        PlanParams,
+        errors=_ADMIN_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "GET",
+        f"{_ADMIN}/audit",
+        list_audit,
+        "Every change of the sources, newest first",
+        Reply(admin_models.AuditPage),
+        AuditParams,
+        errors=_ADMIN_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+)
+
 # Every service's own routes (services/common/service_app.py adds them to the router).
 SERVICE_ROUTES: tuple[Route[Any], ...] = (
     Route(
@@ -130,4 +291,4 @@ SERVICE_ROUTES: tuple[Route[Any], ...] = (
     ),
 )
 
-ROUTES = API_ROUTES + SERVICE_ROUTES
+ROUTES = API_ROUTES + ADMIN_ROUTES + SERVICE_ROUTES

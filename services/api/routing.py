@@ -34,6 +34,7 @@ class Reply:
     description: str = "OK"
     served_by: bool = False  # the answer says which store served it (X-Served-By)
     headers: Mapping[str, str] = field(default_factory=dict)  # other headers it always has: name -> meaning
+    status: int = 200  # 201 for a creation; 204 answers no body
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Route(Generic[P]):
     errors: tuple[int, ...] = (400, 500)
     other_replies: Mapping[int, Reply] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    admin: bool = False  # under /api/v1/admin/: a bearer token is needed (services/api/admin_auth.py)
 
     @property
     def path_variables(self) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from services.api.admin_tokens import AdminToken, parse_admin_tokens
 from services.api.cors import normalize_origin
 from services.common.settings import (
     PROJECT_ROOT,
@@ -20,13 +21,22 @@ from services.common.settings import (
     SearchQuerySettings,
     split_list,
 )
+from services.common.sources import SourcesSettings
 
 # scheme://host[:port][/path]: what a feed's self link and the dashboard link start with.
 _PUBLIC_URL = re.compile(r"https?://[^/?#\s@]+(/[^?#\s]*)?")
 
 
 # The API lists the configured queries (/api/v1/queries) and never reads the keys.
-class Settings(ApiSettings, ElasticsearchSettings, MongoSettings, AmqpSettings, SearchQuerySettings, LoggingSettings):
+class Settings(
+    ApiSettings,
+    ElasticsearchSettings,
+    MongoSettings,
+    AmqpSettings,
+    SearchQuerySettings,
+    SourcesSettings,
+    LoggingSettings,
+):
     # Signs page cursors. Unset: generated once into STATE_DIR/cursor_secret and shared by every
     # API process on this machine. Set it explicitly when API processes run on several machines.
     cursor_secret: SecretStr | None = Field(default=None, min_length=32)
@@ -46,6 +56,11 @@ class Settings(ApiSettings, ElasticsearchSettings, MongoSettings, AmqpSettings, 
     # The API's public address (scheme://host[:port][/path]) for the links feeds carry. Unset: the
     # scheme and Host of each request.
     api_public_url: str | None = None
+    # The admin API's tokens: label:token pairs (token at least 32 characters), comma- or
+    # whitespace-separated. Unset: everything under /api/v1/admin/ answers 404.
+    admin_tokens: SecretStr | None = None
+    # Audit entries of the sources older than this many days are removed (a TTL index).
+    admin_audit_days: int = Field(default=90, ge=1, le=36500)
 
     @field_validator("api_cors_origins", mode="before")
     @classmethod
@@ -60,6 +75,17 @@ class Settings(ApiSettings, ElasticsearchSettings, MongoSettings, AmqpSettings, 
         if not _PUBLIC_URL.fullmatch(value):
             raise ValueError("must be http(s)://host[:port][/path], without query, fragment or credentials")
         return value.rstrip("/")
+
+    @field_validator("admin_tokens")
+    @classmethod
+    def _tokens_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_admin_tokens(value.get_secret_value())
+        return value
+
+    @property
+    def admin_token_list(self) -> list[AdminToken]:
+        return [] if self.admin_tokens is None else parse_admin_tokens(self.admin_tokens.get_secret_value())
 
     @field_validator("api_cors_origins")
     @classmethod

@@ -3,9 +3,9 @@
 Secrets are never logged on purpose (a key is named by its fingerprint), but a library's
 exception message, an error body echoed by a proxy or a connection URL in a traceback could carry
 one. ``configure_logging`` attaches ``SecretRedactingFilter`` to the process's one handler with
-every secret the environment configures, whichever service reads it: the YouTube keys, the cursor
-secret and the passwords inside the server URLs. The filter rewrites message, arguments, exception
-text and ``extra=`` fields alike before any handler formats them.
+every secret the environment configures, whichever service reads it: the YouTube keys, the admin
+tokens, the cursor secret and the passwords inside the server URLs. The filter rewrites message,
+arguments, exception text and ``extra=`` fields alike before any handler formats them.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ def configured_secrets(environ: Mapping[str, str]) -> dict[str, str]:
         key = entry.rpartition(":")[2]
         if key:
             secrets[key] = key_fingerprint(key)
+    # ADMIN_TOKENS: label:token, split at the first colon (services/api/admin_tokens.py); the label may show.
+    for entry in re.split(r"[,\s]+", environ.get("ADMIN_TOKENS", "")):
+        label, _, token = entry.partition(":")
+        if token:
+            secrets[token] = f"<admin token {label}>"
     cursor_secret = environ.get("CURSOR_SECRET", "")
     if cursor_secret:
         secrets[cursor_secret] = "<CURSOR_SECRET>"

@@ -1,0 +1,67 @@
+"""The admin API wired into the app: its gate, its store, the sources' indexes and the seeding.
+
+At start the API (like the fetcher) seeds the sources from SEARCH_QUERIES and FOLLOW_CHANNELS as
+SOURCES_FROM_ENV says (services/common/sources.py) and makes the sources' and the audit log's
+indexes. MongoDB may be down when the API starts, and the API serves listings without it, so
+this runs in the background and is tried again every SETUP_RETRY_SECONDS until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from pymongo.errors import PyMongoError
+
+from services.api.admin_auth import admin_middleware
+from services.api.admin_store import SourcesAdmin
+from services.api.appkeys import SETTINGS, SOURCES_ADMIN, STORES
+from services.common.sources import SeedRequest, ensure_audit_ttl, ensure_sources_indexes, seed_from_environment
+from services.common.timefmt import utc_now
+
+logger = logging.getLogger(__name__)
+
+SETUP_RETRY_SECONDS = 5.0
+
+
+def add_admin(app: web.Application) -> None:
+    """The gate on /api/v1/admin/ and the sources' store; call after the stores (lifecycle.add_stores)."""
+    app.middlewares.append(admin_middleware(app[SETTINGS].admin_token_list))
+    app.cleanup_ctx.append(_admin_ctx)
+
+
+async def _admin_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    db = app[STORES].mongo.database
+    app[SOURCES_ADMIN] = SourcesAdmin(db, settings.sources_from_env)
+    request = SeedRequest(
+        queries=settings.search_queries,
+        channels=settings.follow_channels,
+        mode=settings.sources_from_env,
+        seeded_by="api",
+    )
+
+    async def set_up() -> None:
+        while True:
+            try:
+                await ensure_sources_indexes(db)
+                await ensure_audit_ttl(db, settings.admin_audit_days)
+                await seed_from_environment(db, request, utc_now())
+                return
+            except PyMongoError as exc:
+                logger.warning(
+                    "sources: could not seed or index yet; trying again",
+                    extra={"error": f"{type(exc).__name__}: {exc}", "retry_seconds": SETUP_RETRY_SECONDS},
+                )
+                await asyncio.sleep(SETUP_RETRY_SECONDS)
+
+    task = asyncio.create_task(set_up(), name="sources-setup")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
