@@ -26,6 +26,7 @@ from services.indexer.consumer import BatchIndexer
 from services.indexer.metrics import IndexerMetrics
 from services.indexer.settings import Settings
 from services.indexer.store import VideoWriter
+from services.indexer.upgrade import CatalogueUpgrade
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +74,10 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         metrics = IndexerMetrics(registry)
+        db = app[MONGO][settings.mongodb_database]
+        upgrade = CatalogueUpgrade(settings, db, app[ELASTICSEARCH])
         writer = VideoWriter(
-            app[MONGO][settings.mongodb_database],
-            app[ELASTICSEARCH],
-            settings.elasticsearch_index,
-            timer=metrics.observe_store,
+            db, app[ELASTICSEARCH], settings.elasticsearch_index, timer=metrics.observe_store, upgrade=upgrade
         )
         indexer = BatchIndexer(settings, writer, metrics)
         app[INDEXER] = indexer
@@ -85,10 +85,12 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
         task = asyncio.create_task(indexer.run(channel), name="batch-indexer")
         task.add_done_callback(_report_crash)
         depth_task = asyncio.create_task(_watch_queue_depth(app[AMQP], indexer, settings), name="queue-depth")
+        sweep_task = asyncio.create_task(upgrade.sweep_forever(), name="found-by-sweep")
         yield
         # Graceful stop: no new deliveries, finish and ack the batches in hand, then close. If a
         # store is out and the batches cannot finish in time, they stay unacked and are redelivered.
         depth_task.cancel()
+        sweep_task.cancel()
         indexer.stop()
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=settings.index_shutdown_timeout_seconds)
@@ -99,8 +101,10 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
             logger.debug("consumer had failed before shutdown")
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-        with contextlib.suppress(asyncio.CancelledError):
-            await depth_task
+        for background in (depth_task, sweep_task):
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
+        await upgrade.close()
         await channel.close()
 
     return ctx

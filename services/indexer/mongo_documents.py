@@ -64,7 +64,10 @@ FOUND_BY_OF_QUERIES: dict[str, Any] = {
 
 def _queries(event: VideoEvent) -> list[str]:
     """What the event adds to ``queries``: its search query; nothing for a channel find."""
-    return [] if event.query is None else [event.query]
+    # found_by, not query: it is what the event says about how the video was found (the two agree
+    # in every event that was validated).
+    query = event.found_by.query
+    return [] if query is None else [query]
 
 
 def new_document(event: VideoEvent, now: datetime) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """``python -m services.indexer reindex``: rebuild the search index from MongoDB with zero downtime.
 
-1. Create ``<alias>-v(N+1)`` with the current mapping, refresh off and an asynchronous translog.
+1. Create ``<alias>-v(N+1)`` (at least ``SEARCH_INDEX_VERSION``) with the current mapping, refresh
+   off and an asynchronous translog; complete ``found_by`` of the videos from their ``queries``
+   (``found_by_backfill``; again before each catch-up, as an older indexer may still be writing).
 2. Stream every video from MongoDB in ``_id`` order into it (several bulk requests in flight),
    with a progress bar showing rate and ETA.
 3. Restore the refresh interval and durability, copy what changed in MongoDB during the scan, refresh.
@@ -9,7 +11,8 @@
 5. Copy again what changed since step 3 began: writes that raced the swap land in the new index
    (versions are external, so an older copy never replaces what a live indexer just wrote).
 6. Delete the old index after ``REINDEX_OLD_INDEX_GRACE_SECONDS``, so the API's relevance walks
-   holding a point-in-time on it end cleanly.
+   holding a point-in-time on it end cleanly (or leave that to the caller: an indexer upgrading at
+   start consumes meanwhile).
 
 Live indexers keep writing through the alias the whole time. Also the way to rebuild Elasticsearch
 after it lost its data: MongoDB is the system of record.
@@ -32,9 +35,11 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from tqdm import tqdm
 
 from services.common.catalogue import (
+    SEARCH_INDEX_VERSION,
     VIDEOS_COLLECTION,
     alias_indexes,
     create_search_index,
+    ensure_mongo_indexes,
     finish_bulk_loading,
     index_version,
     versioned_index_name,
@@ -42,6 +47,7 @@ from services.common.catalogue import (
 from services.common.errors import StoreUnavailableError
 from services.common.timefmt import utc_now
 from services.indexer.es_bulk import bulk_index
+from services.indexer.found_by_backfill import complete_found_by
 from services.indexer.mongo_documents import MONGO_SEARCH_PROJECTION
 from services.indexer.settings import Settings
 
@@ -73,10 +79,13 @@ class _Copy:
 
 
 async def next_index_name(es: AsyncElasticsearch, alias: str) -> str:
-    """``<alias>-v(N+1)`` where N is the highest version that exists (behind the alias or not)."""
+    """``<alias>-v(N+1)`` where N is the highest version that exists (behind the alias or not).
+
+    Never below ``SEARCH_INDEX_VERSION``: the version names the mapping, and an upgrade checks it.
+    """
     found = await es.indices.get(index=f"{alias}-v*", expand_wildcards="all", allow_no_indices=True)
     versions = [v for v in (index_version(alias, name) for name in found.body) if v is not None]
-    return versioned_index_name(alias, max(versions, default=0) + 1)
+    return versioned_index_name(alias, max(max(versions, default=0) + 1, SEARCH_INDEX_VERSION))
 
 
 async def reindex(
@@ -86,16 +95,24 @@ async def reindex(
     *,
     progress: bool = True,
     on_swapped: Callable[[str], None] | None = None,
+    delete_old: bool = True,
 ) -> ReindexReport:
-    """Rebuild the index behind ``ELASTICSEARCH_INDEX`` from MongoDB; see the module docstring."""
+    """Rebuild the index behind ``ELASTICSEARCH_INDEX`` from MongoDB; see the module docstring.
+
+    With ``delete_old`` False the old indexes (``report.old_indexes``) are left for the caller to
+    delete with ``delete_after_grace``.
+    """
     started = time.monotonic()
     alias = settings.elasticsearch_index
     new_index = await next_index_name(es, alias)
     report = ReindexReport(alias=alias, new_index=new_index, old_indexes=[])
     skew = timedelta(seconds=settings.reindex_clock_skew_seconds)
+    # The backfill finds its videos through an index of the current catalogue.
+    await ensure_mongo_indexes(db)
     await create_search_index(es, new_index, bulk_loading=True)
     logger.info("reindex started", extra={"alias": alias, "index": new_index})
     try:
+        await complete_found_by(db, settings.reindex_batch_size)
         scan_started = utc_now()
         total = await db[VIDEOS_COLLECTION].estimated_document_count()
         with tqdm(
@@ -112,6 +129,7 @@ async def reindex(
         report.copied = scan.copied
         await finish_bulk_loading(es, new_index)
         before_swap = utc_now()
+        await complete_found_by(db, settings.reindex_batch_size, changed_since=scan_started - skew)
         catch_up = await _copy(settings, db, es, new_index, _changed_since(scan_started - skew))
         _merge(report, catch_up)
         await es.indices.refresh(index=new_index)
@@ -124,18 +142,12 @@ async def reindex(
     logger.info("alias swapped", extra={"alias": alias, "index": new_index, "previous": ",".join(report.old_indexes)})
     if on_swapped is not None:
         on_swapped(new_index)
+    await complete_found_by(db, settings.reindex_batch_size, changed_since=before_swap - skew)
     after_swap = await _copy(settings, db, es, new_index, _changed_since(before_swap - skew))
     _merge(report, after_swap)
     report.caught_up = catch_up.copied + after_swap.copied
-    if report.old_indexes:
-        grace = settings.reindex_old_index_grace_seconds
-        logger.info(
-            "old index kept for open point-in-time searches",
-            extra={"indexes": ",".join(report.old_indexes), "delete_in_seconds": grace},
-        )
-        await asyncio.sleep(grace)
-        await es.indices.delete(index=",".join(report.old_indexes), ignore_unavailable=True)
-        logger.info("old index deleted", extra={"indexes": ",".join(report.old_indexes)})
+    if delete_old:
+        await delete_after_grace(es, report.old_indexes, settings.reindex_old_index_grace_seconds)
     report.seconds = time.monotonic() - started
     if report.rejected_count:
         logger.warning(
@@ -143,6 +155,20 @@ async def reindex(
             extra={"count": report.rejected_count, "examples": report.rejected},
         )
     return report
+
+
+async def delete_after_grace(es: AsyncElasticsearch, indexes: list[str], grace: float) -> None:
+    """Delete ``indexes`` ``grace`` seconds from now (point-in-time searches on them end first)."""
+    if not indexes:
+        return
+    logger.info(
+        "old index kept for open point-in-time searches",
+        extra={"indexes": ",".join(indexes), "delete_in_seconds": grace},
+    )
+    await asyncio.sleep(grace)
+    # Several indexers may schedule the same deletion after an upgrade: the first one wins.
+    await es.options(ignore_status=404).indices.delete(index=",".join(indexes), ignore_unavailable=True)
+    logger.info("old index deleted", extra={"indexes": ",".join(indexes)})
 
 
 async def swap_alias(es: AsyncElasticsearch, alias: str, new_index: str) -> list[str]:

@@ -19,15 +19,17 @@ from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from services.common.catalogue import ensure_search_index
 from services.common.errors import StoreUnavailableError
 from services.common.events import VideoEvent
 from services.common.timefmt import truncate_to_ms, utc_now
-from services.indexer import es_errors
+from services.indexer import es_errors, mongo_errors
 from services.indexer.es_bulk import bulk_index
 from services.indexer.mongo_errors import MONGODB
 from services.indexer.mongo_writer import MongoWriter
+from services.indexer.upgrade import CatalogueUpgrade
 
 # Called with ("mongodb" | "elasticsearch", seconds) after each store's part of a batch.
 StoreTimer = Callable[[str, float], None]
@@ -35,25 +37,39 @@ StoreTimer = Callable[[str, float], None]
 
 class VideoWriter:
     def __init__(
-        self, db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, alias: str, timer: StoreTimer | None = None
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        es: AsyncElasticsearch,
+        alias: str,
+        timer: StoreTimer | None = None,
+        *,
+        upgrade: CatalogueUpgrade | None = None,
     ) -> None:
         self._mongo = MongoWriter(db)
         self._es = es
         self._alias = alias
         self._timer = timer
+        self._upgrade = upgrade
         self._prepared = False
 
     async def prepare(self) -> None:
         """Create MongoDB's indexes and the search index behind the alias when missing.
 
-        Runs before the first batch, and again after Elasticsearch reported the alias missing
-        (e.g. it lost its data): writes then go to a fresh index, and ``reindex`` refills it.
+        With ``upgrade`` (the service), also bring a catalogue of an older version to the current
+        one first (``CatalogueUpgrade``). Runs before the first batch, and again after Elasticsearch
+        reported the alias missing (e.g. it lost its data): writes then go to a fresh index, and
+        ``reindex`` refills it.
         """
         await self._mongo.prepare()
         try:
-            await ensure_search_index(self._es, self._alias)
+            if self._upgrade is not None:
+                await self._upgrade.run()
+            else:
+                await ensure_search_index(self._es, self._alias)
         except (TransportError, ApiError) as exc:
             raise es_errors.unavailable(exc) from exc
+        except PyMongoError as exc:
+            raise mongo_errors.unavailable(exc) from exc
         self._prepared = True
 
     async def write_batch(self, events: Sequence[VideoEvent]) -> list[str | None]:

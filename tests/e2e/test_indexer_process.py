@@ -15,7 +15,7 @@ from elasticsearch.helpers import async_scan
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.catalogue import VIDEOS_COLLECTION
-from services.common.events import VideoEvent
+from services.common.events import FoundBy, VideoEvent
 from services.common.settings import StackSettings
 from services.common.topology import QueueNames
 from services.indexer.settings import Settings
@@ -39,6 +39,10 @@ def settings(
     return shared_stack_settings(stack, queue_names, mongo_db.name, es_alias, index_queue_depth_interval_seconds=0.5)
 
 
+# Older snapshots were found by another query (query and found_by say the same, as in a real event).
+OLDER_QUERY = {"query": "older query", "found_by": FoundBy.search("older query")}
+
+
 def _events(count: int, seed: int) -> list[VideoEvent]:
     rng = random.Random(seed)
     return [make_event(rng) for _ in range(count)]
@@ -57,7 +61,7 @@ async def test_ten_thousand_events_with_duplicates_and_older_snapshots_are_store
     newest = [e.model_copy(update={"title": f"Fresh {i}"}) for i, e in enumerate(_events(8_500, seed=1))]
     duplicates = rng.sample(newest, 1_000)
     older = [
-        e.model_copy(update={"title": "Stale", "query": "older query", "fetched_at": e.fetched_at - timedelta(hours=1)})
+        e.model_copy(update={"title": "Stale", "fetched_at": e.fetched_at - timedelta(hours=1)} | OLDER_QUERY)
         for e in rng.sample(newest, 500)
     ]
     stream = newest + duplicates + older

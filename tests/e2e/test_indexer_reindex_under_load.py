@@ -23,7 +23,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.api.app import create_app
 from services.api.settings import Settings as ApiSettings
-from services.common.catalogue import VIDEOS_COLLECTION, ensure_mongo_indexes
+from services.common.catalogue import (
+    SEARCH_INDEX_VERSION,
+    VIDEOS_COLLECTION,
+    ensure_mongo_indexes,
+    versioned_index_name,
+)
 from services.common.events import VideoEvent
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import QueueNames
@@ -67,6 +72,11 @@ async def api(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
     )
     async with TestClient(TestServer(create_app(api_settings))) as client:
         yield client
+
+
+def _next_index(alias: str) -> str:
+    """The index a reindex of the current catalogue builds."""
+    return versioned_index_name(alias, SEARCH_INDEX_VERSION + 1)
 
 
 async def _seed(settings: Settings, db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch) -> list[VideoEvent]:
@@ -144,7 +154,7 @@ async def test_reindex_of_100k_videos_under_api_load_and_live_events_is_seamless
     tmp_path: Path,
 ) -> None:
     seeded = await _seed(settings, mongo_db, es)
-    assert list((await es.indices.get_alias(name=es_alias)).body) == [f"{es_alias}-v1"]
+    assert list((await es.indices.get_alias(name=es_alias)).body) == [versioned_index_name(es_alias)]
     indexer = IndexerProcess(settings, tmp_path)
     await indexer.start()
     hammer = Hammer(api, es, es_alias)
@@ -209,10 +219,10 @@ async def test_reindex_of_100k_videos_under_api_load_and_live_events_is_seamless
 
     assert hammer.failures == [], hammer.failures[:10]
     assert sum(hammer.outcomes.values()) > 100, hammer.outcomes
-    assert list((await es.indices.get_alias(name=es_alias)).body) == [f"{es_alias}-v2"]
-    assert not await es.indices.exists(index=f"{es_alias}-v1")
+    assert list((await es.indices.get_alias(name=es_alias)).body) == [_next_index(es_alias)]
+    assert not await es.indices.exists(index=versioned_index_name(es_alias))
     # Every event that arrived during the reindex is in the new index, in its newest version.
-    new_index = f"{es_alias}-v2"
+    new_index = _next_index(es_alias)
     found = await es.mget(index=new_index, ids=sorted(arrived), source_includes=["title"])
     titles = {doc["_id"]: doc["_source"]["title"] for doc in found["docs"] if doc.get("found")}
     assert titles == {vid: e.title for vid, e in arrived.items()}

@@ -13,7 +13,13 @@ from elasticsearch import AsyncElasticsearch, NotFoundError
 from elasticsearch.helpers import async_scan
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.catalogue import SEARCH_INDEX_MAPPINGS, ensure_mongo_indexes, ensure_search_index
+from services.common.catalogue import (
+    SEARCH_INDEX_MAPPINGS,
+    SEARCH_INDEX_VERSION,
+    ensure_mongo_indexes,
+    ensure_search_index,
+    versioned_index_name,
+)
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import QueueNames
 from services.indexer.reindex import reindex
@@ -33,6 +39,11 @@ def _settings(stack: StackSettings, db: AsyncDatabase[dict[str, Any]], alias: st
         alias=alias,
         **({"reindex_batch_size": 300, "reindex_old_index_grace_seconds": 0} | extra),
     )
+
+
+def _next_index(alias: str) -> str:
+    """The index a reindex of the current catalogue builds."""
+    return versioned_index_name(alias, SEARCH_INDEX_VERSION + 1)
 
 
 async def _seed(db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, alias: str, count: int) -> None:
@@ -55,21 +66,21 @@ async def test_reindex_moves_the_alias_to_a_new_index_with_identical_documents_a
 ) -> None:
     await _seed(mongo_db, es, es_alias, 2_000)
     await es.indices.refresh(index=es_alias)
-    before = await _documents(es, f"{es_alias}-v1")
+    before = await _documents(es, versioned_index_name(es_alias))
 
     report = await reindex(_settings(stack, mongo_db, es_alias), mongo_db, es, progress=False)
 
-    assert report.new_index == f"{es_alias}-v2"
-    assert report.old_indexes == [f"{es_alias}-v1"]
+    assert report.new_index == _next_index(es_alias)
+    assert report.old_indexes == [versioned_index_name(es_alias)]
     assert report.copied == 2_000
     assert report.rejected_count == 0
-    assert list((await es.indices.get_alias(name=es_alias)).body) == [f"{es_alias}-v2"]
-    assert not await es.indices.exists(index=f"{es_alias}-v1")
+    assert list((await es.indices.get_alias(name=es_alias)).body) == [_next_index(es_alias)]
+    assert not await es.indices.exists(index=versioned_index_name(es_alias))
     # Same sources (indexed_at included: the API's walks compare it) and same versions (= MongoDB rev).
-    assert await _documents(es, f"{es_alias}-v2") == before
-    settings = (await es.indices.get_settings(index=f"{es_alias}-v2"))[f"{es_alias}-v2"]["settings"]["index"]
+    assert await _documents(es, _next_index(es_alias)) == before
+    settings = (await es.indices.get_settings(index=_next_index(es_alias)))[_next_index(es_alias)]["settings"]["index"]
     assert "refresh_interval" not in settings  # back to the default after loading
-    mapping = (await es.indices.get_mapping(index=f"{es_alias}-v2"))[f"{es_alias}-v2"]["mappings"]
+    mapping = (await es.indices.get_mapping(index=_next_index(es_alias)))[_next_index(es_alias)]["mappings"]
     assert mapping["properties"].keys() == SEARCH_INDEX_MAPPINGS["properties"].keys()
 
 
@@ -85,15 +96,15 @@ async def test_the_old_index_outlives_the_swap_by_the_grace_so_open_point_in_tim
     task = asyncio.create_task(reindex(settings, mongo_db, es, progress=False, on_swapped=lambda _: swapped.set()))
     try:
         await asyncio.wait_for(swapped.wait(), timeout=120)
-        assert list((await es.indices.get_alias(name=es_alias)).body) == [f"{es_alias}-v2"]
+        assert list((await es.indices.get_alias(name=es_alias)).body) == [_next_index(es_alias)]
         # After the swap, the walk's next page still reads its point-in-time on the old index.
         page = await es.search(pit={"id": pit, "keep_alive": "1m"}, size=10, sort=["_shard_doc"])
         assert len(page["hits"]["hits"]) == 10
-        assert await es.indices.exists(index=f"{es_alias}-v1")
+        assert await es.indices.exists(index=versioned_index_name(es_alias))
         await asyncio.wait_for(task, timeout=120)
     finally:
         await es.options(ignore_status=404).close_point_in_time(id=pit)  # freed with the old index
-    assert not await es.indices.exists(index=f"{es_alias}-v1")
+    assert not await es.indices.exists(index=versioned_index_name(es_alias))
 
 
 async def test_the_reindex_command_rebuilds_a_lost_index_from_mongodb_with_a_progress_bar(
@@ -101,7 +112,7 @@ async def test_the_reindex_command_rebuilds_a_lost_index_from_mongodb_with_a_pro
 ) -> None:
     await _seed(mongo_db, es, es_alias, 1_500)
     # Elasticsearch lost its data.
-    await es.indices.delete(index=f"{es_alias}-v1")
+    await es.indices.delete(index=versioned_index_name(es_alias))
     with pytest.raises(NotFoundError):
         await es.count(index=es_alias)
 
@@ -125,4 +136,4 @@ async def test_the_reindex_command_rebuilds_a_lost_index_from_mongodb_with_a_pro
     assert "<" in output
     assert "reindex done" in output
     assert await stored_counts(mongo_db, es, es_alias) == (1_500, 1_500)
-    assert list((await es.indices.get_alias(name=es_alias)).body) == [f"{es_alias}-v1"]
+    assert list((await es.indices.get_alias(name=es_alias)).body) == [versioned_index_name(es_alias)]

@@ -19,6 +19,7 @@ from services.common.catalogue import (
     versioned_index_name,
 )
 from services.common.errors import StoreUnavailableError
+from services.common.events import FoundBy
 from services.common.timefmt import parse_rfc3339
 from services.indexer.store import VideoWriter
 from tests.conftest import free_port
@@ -79,7 +80,7 @@ async def test_queries_that_found_a_video_are_merged(
     writer = await _writer(mongo_db, es, es_alias)
     event = make_event(rng, query="cricket")
     await writer.write_batch([event])
-    await writer.write_batch([event.model_copy(update={"query": "world cup"})])
+    await writer.write_batch([event.model_copy(update={"query": "world cup", "found_by": FoundBy.search("world cup")})])
     await es.indices.refresh(index=es_alias)
 
     stored = await mongo_db[VIDEOS_COLLECTION].find_one({"video_id": event.video_id})
@@ -123,7 +124,7 @@ async def test_within_one_batch_the_newest_snapshot_wins_whatever_the_order(
     older = newest.model_copy(update={"title": "Older", "fetched_at": newest.fetched_at - timedelta(hours=1)})
     other = make_event(rng, title="Other")
     # A video's first sighting and a merge of it in one batch: the older copy first, then the newer.
-    second = newest.model_copy(update={"query": "world cup"})
+    second = newest.model_copy(update={"query": "world cup", "found_by": FoundBy.search("world cup")})
     assert await writer.write_batch([older, other, second, older, newest]) == [None] * 5
     await es.indices.refresh(index=es_alias)
 
