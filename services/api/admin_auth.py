@@ -15,7 +15,8 @@ Everything under ``/api/v1/admin/`` passes through ``admin_middleware``:
   32 characters cannot be guessed at ten tries a minute, so nothing is gained by refusing it).
 
 Which token passed is kept on the request as its label (``admin_actor``) for the audit log.
-Neither the token nor the header is ever logged.
+Neither the token nor the header is ever logged. MongoDB unavailable behind an admin route
+answers 503 ``unavailable``: the sources live nowhere else.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from pymongo.errors import PyMongoError
 
 from services.api.admin_tokens import AdminToken
 from services.api.cors import ADMIN_PATH_PREFIX
@@ -111,6 +113,16 @@ def admin_middleware(tokens: Sequence[AdminToken], throttle: FailureThrottle | N
             )
             raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Bearer realm="tubewatch admin"'})
         request[ADMIN_ACTOR] = label
-        return await handler(request)
+        try:
+            return await handler(request)
+        except PyMongoError as exc:
+            # The sources live in MongoDB alone: without it the admin API has nothing to answer from.
+            logger.warning(
+                "admin request: mongodb unavailable",
+                extra={"path": request.path, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            raise ApiError(
+                503, "unavailable", "MongoDB is unavailable: the sources cannot be read or changed"
+            ) from None
 
     return middleware

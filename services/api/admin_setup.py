@@ -3,7 +3,8 @@
 At start the API (like the fetcher) seeds the sources from SEARCH_QUERIES and FOLLOW_CHANNELS as
 SOURCES_FROM_ENV says (services/common/sources.py) and makes the sources' and the audit log's
 indexes. MongoDB may be down when the API starts, and the API serves listings without it, so
-this runs in the background and is tried again every SETUP_RETRY_SECONDS until it succeeds.
+this runs in the background and is tried again every SETUP_RETRY_SECONDS until it succeeds;
+/readyz says ``sources`` not ready until then.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pymongo.errors import PyMongoError
 from services.api.admin_auth import admin_middleware
 from services.api.admin_store import SourcesAdmin
 from services.api.appkeys import SETTINGS, SOURCES_ADMIN, STORES
+from services.common.service_app import add_readiness_check
 from services.common.sources import SeedRequest, ensure_audit_ttl, ensure_sources_indexes, seed_from_environment
 from services.common.timefmt import utc_now
 
@@ -30,10 +32,17 @@ SETUP_RETRY_SECONDS = 5.0
 def add_admin(app: web.Application) -> None:
     """The gate on /api/v1/admin/ and the sources' store; call after the stores (lifecycle.add_stores)."""
     app.middlewares.append(admin_middleware(app[SETTINGS].admin_token_list))
-    app.cleanup_ctx.append(_admin_ctx)
+    done = asyncio.Event()
+    app.cleanup_ctx.append(lambda app: _admin_ctx(app, done))
+
+    async def sources_ready() -> tuple[bool, str]:
+        return done.is_set(), "seeded and indexed" if done.is_set() else "not yet (MongoDB unreachable so far)"
+
+    add_readiness_check(app, "sources", sources_ready)
 
 
-async def _admin_ctx(app: web.Application) -> AsyncIterator[None]:
+async def _admin_ctx(app: web.Application, done: asyncio.Event) -> AsyncIterator[None]:
+
     settings = app[SETTINGS]
     db = app[STORES].mongo.database
     app[SOURCES_ADMIN] = SourcesAdmin(db, settings.sources_from_env)
@@ -50,6 +59,7 @@ async def _admin_ctx(app: web.Application) -> AsyncIterator[None]:
                 await ensure_sources_indexes(db)
                 await ensure_audit_ttl(db, settings.admin_audit_days)
                 await seed_from_environment(db, request, utc_now())
+                done.set()
                 return
             except PyMongoError as exc:
                 logger.warning(

@@ -11,7 +11,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.api.app import create_app
 from services.common.settings import StackSettings
-from services.common.sources import SEED_MARKER_ID, SOURCES_META_COLLECTION
 from tests.integration.api_support import api_settings
 from tests.waiting import wait_until
 
@@ -40,12 +39,12 @@ async def admin_api(
         **({"admin_tokens": ADMIN_TOKENS} | overrides),
     )
     async with TestClient(TestServer(create_app(settings))) as client:
-        if settings.admin_token_list:
 
-            async def seeded() -> bool:
-                return await db[SOURCES_META_COLLECTION].find_one({"_id": SEED_MARKER_ID}) is not None
+        async def seeded() -> bool:
+            response = await client.get("/readyz")
+            return bool((await response.json())["checks"]["sources"]["ok"])
 
-            await wait_until(seeded, within=30, what="the API seeding the sources")
+        await wait_until(seeded, within=30, what="the API seeding the sources")
         yield client
 
 
