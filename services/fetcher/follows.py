@@ -23,7 +23,10 @@ and a channel moving a few places around rank N neither joins nor leaves on each
 auto set holds at most ⌊1.5·N⌋ channels; N = 0 turns auto-follow off (explicit follows only).
 
 **When.** The set is chosen when ``load`` runs (the leader's start, from the incumbents the last
-leader saved, so a new leader keeps the set), then again hourly, whenever ``current`` finds it due.
+leader saved, so a new leader keeps the set), then again hourly, whenever ``current`` finds it due —
+every five minutes instead while the auto set holds fewer than N channels: a new deployment's
+first searches fill the catalogue within minutes, and waiting an hour to follow its top channels
+would leave the units pool idle for that hour.
 Each choice is saved in ``fetcher_follows`` (fenced by the lease token when a fence is given), which
 the API's ``/api/v1/status`` shows. A failed count keeps the set and is tried again a minute later.
 """
@@ -51,6 +54,8 @@ from services.fetcher.lease import LeaseLostError
 logger = logging.getLogger(__name__)
 
 EVALUATION_INTERVAL = timedelta(hours=1)
+# While the auto set is short of N (a young catalogue): chosen again this soon.
+FILLING_INTERVAL = timedelta(minutes=5)
 # After a failed count (MongoDB away): soon again, not an hour later.
 RETRY_AFTER_FAILURE = timedelta(minutes=1)
 # A followed channel leaves only when it ranks worse than this many times N.
@@ -207,7 +212,7 @@ class ChannelFollows:
         self._log_changes(chosen, len(counts))
         self._auto = chosen
         self.evaluated_at = now
-        self._due_at = now + EVALUATION_INTERVAL
+        self._due_at = now + (EVALUATION_INTERVAL if len(chosen) >= self._top_n else FILLING_INTERVAL)
 
     def _log_changes(self, chosen: list[AutoFollow], candidates: int) -> None:
         before = {a.channel_id for a in self._auto}

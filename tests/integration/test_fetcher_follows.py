@@ -195,6 +195,22 @@ async def test_the_set_is_chosen_at_start_then_hourly(mongo_db: AsyncDatabase[di
     assert chosen.due_at == NOW + timedelta(hours=2)
 
 
+async def test_a_set_short_of_n_is_chosen_again_within_minutes(mongo_db: AsyncDatabase[dict[str, Any]]) -> None:
+    # A young catalogue: one channel where three are wanted. Search fills it within minutes, and
+    # waiting an hour would leave the units pool idle.
+    await videos_of(mongo_db, {1: 1})
+    chosen = follows(mongo_db, FixedClock(NOW), top_n=3)
+    await chosen.load()
+    assert chosen.due_at == NOW + timedelta(minutes=5)
+    await videos_of(mongo_db, {2: 2, 3: 3})
+    assert auto(await chosen.current(NOW + timedelta(minutes=5))) == [
+        (channel(3), 1, 3),
+        (channel(2), 2, 2),
+        (channel(1), 3, 1),
+    ]
+    assert chosen.due_at == NOW + timedelta(minutes=5, hours=1)  # full: hourly from now on
+
+
 async def test_the_window_moves_with_the_clock(mongo_db: AsyncDatabase[dict[str, Any]]) -> None:
     await store(mongo_db, [stored_video(channel(1), published_at=NOW - timedelta(days=2)) for _ in range(3)])
     await store(mongo_db, [stored_video(channel(2), published_at=NOW - timedelta(hours=1))])
