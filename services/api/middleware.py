@@ -32,6 +32,9 @@ def request_middleware(metrics: ApiMetrics) -> Any:
         started = time.perf_counter()
         response: web.StreamResponse
         try:
+            failure = request.match_info.http_exception
+            if failure is not None and request.body_exists:
+                raise failure  # no such endpoint or method: that, before anything about the body
             if request.body_exists and request.method in BODILESS_METHODS:
                 raise ApiError(400, "invalid_request", f"{request.method} takes no request body")
             response = await handler(request)
