@@ -101,11 +101,15 @@ class Leader:
         tasks = [asyncio.create_task(self._keep_turning(s)) for s in (self.scheduler, *self.others)]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        finally:
-            self._wake.set()  # the others finish the cycle in hand
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            if not self._stopping:
-                self._wake.clear()
+        except asyncio.CancelledError:
+            for task in tasks:  # a stop past its grace: no cycle is finished
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        self._wake.set()  # one ended (woken, or failed): the others finish the cycle in hand
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        if not self._stopping:
+            self._wake.clear()
         errors = [r for r in results if isinstance(r, BaseException)]
         lost = [e for e in errors if isinstance(e, LeaseLostError)]
         if lost or errors:
