@@ -10,6 +10,7 @@ left it or that channels.list does not know. It also writes the channels' part o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
@@ -77,6 +78,7 @@ class ChannelRoster:
                 self._channels[channel_id] = channel
         for channel_id in [c for c in self._channels if c not in wanted]:
             del self._channels[channel_id]
+            self._forget_gauges(channel_id)
         scheduled = {item.name for item in scheduler.items}
         for channel_id, channel in self._channels.items():
             if channel.readable and channel_id not in scheduled:
@@ -85,6 +87,13 @@ class ChannelRoster:
                 scheduler.unregister(channel_id)
         for name in scheduled - set(self._channels):
             scheduler.unregister(name)
+
+    def _forget_gauges(self, channel_id: str) -> None:
+        """A channel no longer followed leaves /metrics (its counter of published videos stays)."""
+        metrics = self._parts.metrics
+        for gauge in (metrics.channel_interval, metrics.channel_upload_rate, metrics.channel_last_read):
+            with contextlib.suppress(KeyError):
+                gauge.remove(channel_id)
 
     def health(self) -> dict[str, Any]:
         """Each followed channel: its status, uploads playlist, planned interval, last read."""

@@ -7,24 +7,30 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from services.common.events import FoundBy, VideoEvent
 from services.common.fetcher_state import MAX_KNOWN_VIDEOS
 from services.common.settings import PROJECT_ROOT
 from services.fetcher.channel_delivery import ChannelDelivery
 from services.fetcher.channel_progress import DEEP_READ_EVERY, KNOWN_HORIZON, ChannelProgress
-from services.fetcher.channel_roster import config_digest
+from services.fetcher.channel_roster import ChannelRoster, config_digest
 from services.fetcher.clock import Clock
+from services.fetcher.followed_channel import ChannelParts
 from services.fetcher.gateway import YouTubeGateway
+from services.fetcher.keys import KeyPool
 from services.fetcher.lease import LeaderLease
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.playlist import MalformedAnswerError, playlist_params, read_page, uploads_playlist_id
 from services.fetcher.publisher import VideoPublisher
+from services.fetcher.scheduler import QuotaGate, ScheduleBudget, Scheduler
 from services.fetcher.settings import Settings as FetcherSettings
+from services.fetcher.settings import parse_key_entries
+from services.fetcher.store import FetcherStore
 
 CHANNEL = "UC" + "a" * 22
 OTHER = "UC" + "b" * 22
@@ -302,3 +308,67 @@ async def test_a_video_videos_list_does_not_return_is_not_published_nor_confirme
     await out.flush()
     assert publisher.published == ["public00001"]
     assert sink.confirmed_ids == ["public00001"]
+
+
+# The roster: the followed set as work items --------------------------------------------------
+
+
+class FakeFollows:
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    async def load(self) -> None:
+        return None
+
+    async def current(self, now: datetime) -> Sequence[Any]:
+        return [SimpleNamespace(channel_id=channel_id) for channel_id in self.ids]
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.saved: list[str] = []
+
+    async def load_channel(self, channel_id: str) -> None:
+        return None
+
+    async def save_channel(self, doc: Any, token: int) -> None:
+        self.saved.append(doc.channel_id)
+
+
+async def test_the_roster_follows_the_followed_set_and_forgets_a_channel_that_left() -> None:
+    third = "UC" + "c" * 22
+    registry = CollectorRegistry()
+    metrics = FetcherMetrics(registry)
+    store = FakeStore()
+    parts = ChannelParts(
+        gateway=cast(YouTubeGateway, FakeGateway()),
+        delivery=delivery(FakeGateway(), FakePublisher()),
+        store=cast(FetcherStore, store),
+        pool=KeyPool(parse_key_entries(["AIzaFAKEaaaaaaaaaaaaaaaaaaaaaaaaaaaa0001"]), 100),
+        lease=cast(LeaderLease, FakeLease()),
+        clock=cast(Clock, FixedClock()),
+        metrics=metrics,
+        max_pages=20,
+        lookback_seconds=3600,
+        config_digest=config_digest([CHANNEL]),
+    )
+    follows = FakeFollows()
+    roster = ChannelRoster(follows=follows, parts=parts)
+    scheduler = Scheduler(
+        clock=cast(Clock, FixedClock()),
+        pool=cast(QuotaGate, None),
+        budget=cast(ScheduleBudget, SimpleNamespace(plan=None)),
+        metrics=metrics,
+        hooks=roster,
+    )
+    follows.ids = [CHANNEL, OTHER]
+    await roster.prepare(scheduler, NOW)
+    assert [item.name for item in scheduler.items] == [CHANNEL, OTHER]
+    metrics.channel_interval.labels(OTHER).set(60)
+    assert OTHER in generate_latest(registry).decode()
+    follows.ids = [CHANNEL, third]
+    await roster.after_cycle(scheduler)
+    assert [item.name for item in scheduler.items] == [CHANNEL, third]
+    assert store.saved == [third]  # a channel that joins is loaded (and its origin saved) at once
+    shown = generate_latest(registry).decode()
+    assert f'tubewatch_fetcher_channel_planned_interval_seconds{{channel="{OTHER}"}}' not in shown
