@@ -76,5 +76,5 @@ def create_app(settings: Settings, routes: Sequence[Route[Any]] = ROUTES) -> web
     add_admin(app)  # the gate on /api/v1/admin/ (a middleware after CORS) and the sources
     add_routes(app, routes)
     add_openapi_routes(app, routes)
-    add_dashboard_routes(app)  # GET / and the dashboard's assets
+    add_dashboard_routes(app, admin_enabled=bool(settings.admin_token_list))  # GET /, /sources, the assets
     return app

@@ -22,6 +22,8 @@ STATIC_DIR = Path(__file__).with_name("static")
 ASSETS_PREFIX = "/assets"
 # index.html names its assets as "/assets/__ASSET_VERSION__/<path>"; the placeholder becomes the version.
 VERSION_PLACEHOLDER = "__ASSET_VERSION__"
+# sources.html says whether the admin API is on (ADMIN_TOKENS set) where it names this placeholder.
+ADMIN_PLACEHOLDER = b"__ADMIN_STATE__"
 
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -55,8 +57,14 @@ def _asset(body: bytes, suffix: str) -> Asset:
     return Asset(body, content_type, f'"{hashlib.sha256(body).hexdigest()[:20]}"', suffix in _COMPRESSIBLE)
 
 
+# The dashboard's other pages: path -> its HTML file under STATIC_DIR (served like index.html).
+PAGES = {"/sources": "sources.html"}
+
+
 def load_assets(static_dir: Path = STATIC_DIR) -> tuple[Asset, dict[str, Asset], str]:
-    """The page, every other asset by its path under ``static_dir``, and the assets' version."""
+    """The page, every other asset by its path under ``static_dir``, and the assets' version.
+
+    The other pages (PAGES) are among the assets with their version filled in."""
     files = {
         path.relative_to(static_dir).as_posix(): path.read_bytes()
         for path in sorted(static_dir.rglob("*"))
@@ -69,6 +77,8 @@ def load_assets(static_dir: Path = STATIC_DIR) -> tuple[Asset, dict[str, Asset],
         digest.update(name.encode() + b"\0" + body + b"\0")
     version = digest.hexdigest()[:12]
     page = _asset(files.pop("index.html").replace(VERSION_PLACEHOLDER.encode(), version.encode()), ".html")
+    for name in (n for n in PAGES.values() if n in files):
+        files[name] = files[name].replace(VERSION_PLACEHOLDER.encode(), version.encode())
     assets = {name: _asset(body, Path(name).suffix) for name, body in files.items()}
     return page, assets, version
 
@@ -83,8 +93,9 @@ def _respond(request: web.Request, asset: Asset, cache_control: str) -> web.Stre
     return response
 
 
-def add_dashboard_routes(app: web.Application) -> None:
-    """Serve the dashboard at ``/`` and its assets at ``/assets/<version>/<path>``."""
+def add_dashboard_routes(app: web.Application, *, admin_enabled: bool = False) -> None:
+    """Serve the dashboard at ``/``, its other pages, and its assets at ``/assets/<version>/<path>``;
+    ``admin_enabled``: ADMIN_TOKENS is set (the Sources page says so)."""
     page, assets, version = load_assets()
 
     async def index(request: web.Request) -> web.StreamResponse:
@@ -99,4 +110,15 @@ def add_dashboard_routes(app: web.Application) -> None:
         return _respond(request, asset, cache_control)
 
     app.router.add_get("/", index, name="dashboard")
+    # The Sources page says whether the admin API is on without asking it (a refused request would
+    # be a console error), so it can tell how to turn it on before any token is typed.
+    admin_state = b"on" if admin_enabled else b"off"
+    for path, name in PAGES.items():
+        # A page missing from STATIC_DIR stops the API at start.
+        other = _asset(assets[name].body.replace(ADMIN_PLACEHOLDER, admin_state), Path(name).suffix)
+
+        async def other_page(request: web.Request, other: Asset = other) -> web.StreamResponse:
+            return _respond(request, other, REVALIDATE)
+
+        app.router.add_get(path, other_page)
     app.router.add_get(ASSETS_PREFIX + "/{version}/{path:.+}", static_asset, name="dashboard_asset")
