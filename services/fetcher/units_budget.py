@@ -8,6 +8,12 @@ over the read units left on every usable project and the seconds to midnight Pac
 channel between ``MIN_CHANNEL_INTERVAL_SECONDS`` and ``MAX_CHANNEL_INTERVAL_SECONDS`` while the
 units allow; when they do not, every interval is stretched (the budget wins) and one WARNING says so.
 
+The square-root rule minimises the mean delay, and leaves a channel with a low measured rate — or
+one merely quiet lately, since a few videos make a noisy estimate — at the longest interval: the
+tail of the delays. So while the units allow, the longest interval is also capped at the one at
+which ``TAIL_SHARE`` of the read units would read every channel alike; the rest of the units go by
+the rule to the channels that upload most.
+
 ``UnitsGate`` is the channel scheduler's quota gate: reads wait while no project has read units
 left (spent to the reserve, or parked by a 403 ``quotaExceeded`` until the reset), whatever the
 search bucket says. ``UnitsBudget`` keeps the gauges, the ``units`` document beside
@@ -48,11 +54,23 @@ class UnitsGate:
         return self._pool.counts(now)
 
 
+# The share of the read units that would read every followed channel alike at the capped longest interval.
+TAIL_SHARE = 2 / 3
+
+
+def tail_capped(inputs: PlanInputs) -> PlanInputs:
+    """``inputs`` with the longest interval capped where TAIL_SHARE of the units reads every item alike."""
+    if not inputs.items or inputs.calls_left <= 0 or inputs.seconds_to_reset <= 0:
+        return inputs
+    alike = len(inputs.items) * inputs.seconds_to_reset / (TAIL_SHARE * inputs.calls_left)
+    return replace(inputs, max_interval=min(inputs.max_interval, max(inputs.min_interval, alike)))
+
+
 class UnitsPlanner(BudgetPlanner):
     """The budget planner over the read units left (the reserve kept aside) instead of search calls."""
 
     def inputs(self, pool: KeyPool, now: datetime, items: Sequence[ItemInputs]) -> PlanInputs:
-        return replace(super().inputs(pool, now, items), calls_left=pool.units_left(now, "read"))
+        return tail_capped(replace(super().inputs(pool, now, items), calls_left=pool.units_left(now, "read")))
 
 
 class UnitsBudget:

@@ -70,14 +70,18 @@ def planner(min_interval: float = 30, max_interval: float = 1800) -> UnitsPlanne
     return UnitsPlanner(PlanBounds(poll_interval=min_interval, max_query_interval=max_interval, max_pages_per_cycle=20))
 
 
-def test_channels_are_planned_on_the_read_units_by_the_square_root_rule() -> None:
-    keys = pool(units_per_day=10_000, keys=KEYS[:1])
-    busy, quiet = ItemInputs("busy", upload_rate=25 / 3600), ItemInputs("quiet", upload_rate=1 / 3600)
-    plan = planner(min_interval=1, max_interval=100_000).plan(keys, NOON, [busy, quiet])
-    assert plan.calls_left == 8_000
-    ratio = plan.interval("quiet") / plan.interval("busy")
-    assert abs(ratio - 5) < 0.01  # read rate ∝ √ upload rate
-    assert plan.polls.planned_calls <= 8_000 + 1e-6
+def test_channels_are_planned_on_the_read_units_by_the_square_root_rule_with_the_tail_capped() -> None:
+    keys = pool(units_per_day=1_000, keys=KEYS[:1])  # 800 read units for the 12 hours to the reset
+    busy, medium = ItemInputs("busy", upload_rate=100 / 3600), ItemInputs("medium", upload_rate=25 / 3600)
+    quiet = ItemInputs("quiet", upload_rate=0.01 / 3600)
+    plan = planner(min_interval=1, max_interval=100_000).plan(keys, NOON, [busy, medium, quiet])
+    assert plan.calls_left == 800
+    assert abs(plan.interval("medium") / plan.interval("busy") - 2) < 0.01  # read rate ∝ √ upload rate
+    # The rule alone would read the quiet channel about once in the 12 hours; it is read at least as
+    # often as two thirds of the units would read all three alike.
+    alike = 3 * 12 * 3600 / (2 / 3 * 800)
+    assert abs(plan.interval("quiet") - alike) < 1
+    assert plan.polls.planned_calls <= 800 + 1e-6
 
 
 def test_every_channel_at_least_every_max_interval_while_the_units_allow_and_the_budget_wins() -> None:
