@@ -14,13 +14,16 @@ The messages the fetcher confirms are written into the run's MongoDB database by
 MongoDB writer as they arrive, so auto-follow counts what a real catalogue holds. Freshness is
 emulator time from a video's publish (``publishedAt``: for almost every video its upload) to the
 ``fetched_at`` of its first confirmed message, for every video published in the window. A
-*followed-channel video* is one published after the channels-on run first read its channel's
-uploads playlist; the channels-off run is judged on the very same videos.
+*followed-channel video* is one published between the channels-on run's first and last read of
+its channel's uploads playlist (auto-follow may drop a channel whose rank fell); the channels-off
+run is judged on the very same videos.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import statistics
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -132,14 +135,16 @@ def _first_seen(tap: QueueTap) -> dict[str, tuple[float, str]]:
     return seen
 
 
-def _playlist_first_reads(emulator: RunningEmulator) -> dict[str, float]:
-    """Per channel id: when its uploads playlist was first read successfully."""
-    first: dict[str, float] = {}
+def _playlist_reads(emulator: RunningEmulator) -> dict[str, tuple[float, float]]:
+    """Per channel id: when its uploads playlist was first and last read successfully."""
+    reads: dict[str, tuple[float, float]] = {}
     for call in emulator.calls:
         playlist = call.params.get("playlistId", "")
         if call.method == "playlistItems" and call.status == 200 and playlist.startswith("UU"):
-            first.setdefault("UC" + playlist[2:], call.at)
-    return first
+            channel = "UC" + playlist[2:]
+            first, _ = reads.get(channel, (call.at, call.at))
+            reads[channel] = (first, call.at)
+    return reads
 
 
 async def run_world(
@@ -196,7 +201,7 @@ async def run_world(
                 truth.update(await emulator.visible(query))
             spend = await emulator.admin("GET", "/admin/spend")
             calls = list(emulator.calls)
-            reads = _playlist_first_reads(emulator)
+            reads = _playlist_reads(emulator)
     finally:
         await mongo.drop_database(database)
         await mongo.close()
@@ -215,6 +220,43 @@ async def run_world(
         "spend": spend,
         "health": health,
     }
+
+
+def _read_spacing(calls: list[Any]) -> dict[str, float]:
+    """Per channel id: the median seconds between two reads of its uploads playlist's first page."""
+    reads: dict[str, list[float]] = {}
+    for call in calls:
+        playlist = call.params.get("playlistId", "")
+        if call.method == "playlistItems" and call.status == 200 and "pageToken" not in call.params:
+            reads.setdefault("UC" + playlist[2:], []).append(call.at)
+    return {
+        channel: statistics.median(b - a for a, b in itertools.pairwise(times))
+        for channel, times in reads.items()
+        if len(times) > 1
+    }
+
+
+def _slowest(run: dict[str, Any], videos: set[str], count: int = 8) -> list[dict[str, Any]]:
+    """The followed-channel videos that waited longest, with how often their channel was read."""
+    spacing = _read_spacing(run["calls"])
+    waits = []
+    for vid in videos:
+        video = run["truth"][vid]
+        if vid in run["seen"]:
+            waits.append((run["seen"][vid][0] - epoch(video["publishedAt"]), vid, video))
+    return [
+        {
+            "video_id": vid,
+            "channel_id": video["channelId"],
+            "wait_seconds": round(wait, 1),
+            "found_through": run["seen"][vid][1],
+            "scheduled": video["uploadedAt"] != video["publishedAt"],
+            "channel_read_spacing_median_seconds": round(spacing[video["channelId"]], 1)
+            if video["channelId"] in spacing
+            else None,
+        }
+        for wait, vid, video in sorted(waits, key=lambda w: w[0], reverse=True)[:count]
+    ]
 
 
 def _freshness(
@@ -245,8 +287,10 @@ def _spend(run: dict[str, Any], hours: float) -> dict[str, Any]:
         "units": units,
         "calls_by_method": methods,
         "rejected": sum(k["rejected"] for k in keys),
-        "search_calls_per_day": round(searches * 24 / simulated, 1),
-        "units_per_day": round(units * 24 / simulated, 1),
+        # The run's pace over a whole day; it includes the start's catch-up of the initial lookback,
+        # so it overstates what a day spends (the plan spreads the rest of the budget to the reset).
+        "search_calls_pace_per_day": round(searches * 24 / simulated, 1),
+        "units_pace_per_day": round(units * 24 / simulated, 1),
     }
 
 
@@ -264,10 +308,13 @@ def _figures(delays: list[float], missed: int) -> dict[str, Any]:
 
 def summarise(on: dict[str, Any], off: dict[str, Any], hours: float) -> dict[str, Any]:
     """The two runs side by side, with the issue's targets judged."""
+    # Followed while it was published: its channel's playlist was read before and after (auto-follow
+    # may drop a channel whose rank fell; its later videos are search's again).
     followed = {
         vid
         for vid, video in on["truth"].items()
-        if video["channelId"] in on["reads"] and epoch(video["publishedAt"]) >= on["reads"][video["channelId"]]
+        if video["channelId"] in on["reads"]
+        and on["reads"][video["channelId"]][0] <= epoch(video["publishedAt"]) <= on["reads"][video["channelId"]][1]
     }
     on_followed = _figures(*_freshness(on["truth"], on["seen"], followed))
     off_followed = _figures(*_freshness(off["truth"], off["seen"], followed))
@@ -294,6 +341,7 @@ def summarise(on: dict[str, Any], off: dict[str, Any], hours: float) -> dict[str
         "followed_channel_share_of_videos": round(len(followed) / len(on["truth"]), 3) if on["truth"] else None,
         "first_found_through_a_channel": through_channel,
         "followed_channel_videos": {"channels_on": on_followed, "channels_off": off_followed},
+        "slowest_followed_channel_videos": _slowest(on, followed),
         "all_videos": {"channels_on": on_all, "channels_off": off_all},
         "all_videos_p50_off_over_on": ratio,
         "spend": {"channels_on": spend_on, "channels_off": spend_off},
@@ -338,13 +386,14 @@ def side_by_side(summary: dict[str, Any]) -> str:
         ("all videos p50", minutes(every["channels_on"]["p50_seconds"]), minutes(every["channels_off"]["p50_seconds"])),
         ("all videos p99", minutes(every["channels_on"]["p99_seconds"]), minutes(every["channels_off"]["p99_seconds"])),
         ("not published", str(every["channels_on"]["not_published"]), str(every["channels_off"]["not_published"])),
+        ("searches in the run", str(spend["channels_on"]["search_calls"]), str(spend["channels_off"]["search_calls"])),
+        ("units in the run", str(spend["channels_on"]["units"]), str(spend["channels_off"]["units"])),
         (
-            "searches / day",
-            str(spend["channels_on"]["search_calls_per_day"]),
-            str(spend["channels_off"]["search_calls_per_day"]),
+            "units, pace a day",
+            str(spend["channels_on"]["units_pace_per_day"]),
+            str(spend["channels_off"]["units_pace_per_day"]),
         ),
-        ("units / day", str(spend["channels_on"]["units_per_day"]), str(spend["channels_off"]["units_per_day"])),
     ]
-    lines = [f"  {a:22} {b:>14} {c:>14}" for a, b, c in rows]
+    lines = [f"  {a:24} {b:>14} {c:>14}" for a, b, c in rows]
     lines += [f"  target {name}: {'met' if met else 'NOT met'}" for name, met in summary["targets"].items()]
     return "\n".join(lines)
