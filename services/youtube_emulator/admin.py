@@ -249,6 +249,8 @@ def world_view(state: EmulatorState) -> dict[str, Any]:
         "private_fraction": p.private_fraction,
         "deleted_fraction": p.deleted_fraction,
         "search_lag_seconds": p.search_lag_seconds,
+        # Queries first searched at run time, each with a stream of its own (world.stream_for).
+        "runtime_queries": list(w.runtime_queries),
         "start": format_timestamp(w.start),
         "floor": format_timestamp(w.floor),
         # Most prolific first: each channel's expected share of every query's videos.
@@ -268,11 +270,16 @@ async def world(request: web.Request) -> web.Response:
     return web.json_response(world_view(request.app[STATE]))
 
 
+# The hub's requests (websub.subscribe, websub.unsubscribe) and its own calls out (websub.verify,
+# websub.push) are in the call log beside the API methods.
+LOGGED_METHODS = (*METHODS, "websub.subscribe", "websub.unsubscribe", "websub.verify", "websub.push")
+
+
 def _call_filter(query: Any) -> CallFilter:
     methods = {m.strip() for m in ",".join(query.getall("method", [])).split(",") if m.strip()}
-    unknown = methods - set(METHODS)
+    unknown = methods - set(LOGGED_METHODS)
     if unknown:
-        raise _BadRequest(f"method: expected some of {', '.join(METHODS)}, got {', '.join(sorted(unknown))}")
+        raise _BadRequest(f"method: expected some of {', '.join(LOGGED_METHODS)}, got {', '.join(sorted(unknown))}")
     try:
         after = int(query["after"]) if "after" in query else None
         limit = int(query.get("limit", "1000"))

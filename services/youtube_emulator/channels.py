@@ -86,6 +86,20 @@ class UploadsIndex:
     def add_source(self, source: UploadSource) -> None:
         self._sources[source.key] = source
         self._next[source.key] = source.first_at_or_after(self._floor)
+        if self._scanned_until >= self._floor:
+            # A stream added at run time: its uploads so far join the playlists at once.
+            self._scan_source(source.key, source, self._scanned_until + self._max_lead)
+
+    def remove(self, video: Video, now: float) -> None:
+        """Take a deleted video out of its channel's playlist (it was uploaded by ``now``)."""
+        self._scan(math.floor(now))
+        entries = self._uploads.get(video.channel.channel_id, [])
+        low = bisect.bisect_left(entries, (video.uploaded_at, -math.inf))
+        high = bisect.bisect_right(entries, (video.uploaded_at, math.inf))
+        for position in range(low, high):
+            if self._materialise(entries[position]).video_id == video.video_id:
+                del entries[position]
+                return
 
     def add_injected(self, video: Video) -> None:
         self._known.setdefault(video.channel.channel_id, video.channel)
@@ -128,14 +142,17 @@ class UploadsIndex:
         # A scheduled video is uploaded up to max_lead before its publish slot, which orders the stream.
         horizon = moment + self._max_lead
         for key, source in self._sources.items():
-            index = self._next[key]
-            stop = source.first_at_or_after(horizon + 1)
-            for i in range(index, stop):
-                core = source.core(i)
-                cid = self._world_channels[core.channel].channel_id
-                bisect.insort(self._uploads.setdefault(cid, []), (core.uploaded_at, source.rank, i, key))
-            self._next[key] = max(index, stop)
+            self._scan_source(key, source, horizon)
         self._scanned_until = moment
+
+    def _scan_source(self, key: str, source: UploadSource, horizon: int) -> None:
+        index = self._next[key]
+        stop = source.first_at_or_after(horizon + 1)
+        for i in range(index, stop):
+            core = source.core(i)
+            cid = self._world_channels[core.channel].channel_id
+            bisect.insort(self._uploads.setdefault(cid, []), (core.uploaded_at, source.rank, i, key))
+        self._next[key] = max(index, stop)
 
     def _materialise(self, entry: _Entry) -> Video:
         if entry[1] == INJECTED_RANK:

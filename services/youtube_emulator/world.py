@@ -1,7 +1,12 @@
 """The catalogue: deterministic per-query streams of videos (streams.py) plus videos injected by tests.
 
 Every emulator with the same seed and rates agrees on which video exists when, across restarts and
-clock jumps. Only videos published at or after ``world start - backfill`` are part of the world;
+clock jumps. A query first asked at run time gets its stream on first use (``stream_for``), a pure
+function of the seed and the normalised query like a configured one, so it answers the same after a
+restart; its videos join the channels' uploads playlists from the floor on. A video deleted through
+the admin endpoint (``remove``) leaves search.list, videos.list and its uploads playlist.
+
+Only videos published at or after ``world start - backfill`` are part of the world;
 the clock decides which of them are out yet: search.list shows public videos once visible (publish
 time + search lag, + late indexing), videos.list once published, and each channel's uploads
 playlist (channels.py) every upload at once, private, deleted and scheduled ones included.
@@ -35,6 +40,9 @@ from services.youtube_emulator.video import (
 )
 
 INJECTED_TAG = 0xFFFF
+# Streams a search may create at run time beyond the configured ones: each costs a scan of its
+# uploads, so a client inventing queries without end cannot grow the emulator without bound.
+MAX_RUNTIME_STREAMS = 1000
 
 Order = Literal["date", "rating", "relevance", "title", "videoCount", "viewCount"]
 
@@ -72,18 +80,33 @@ class World:
         self.uploads = UploadsIndex(self.channels, self.floor, params.scheduled_max_seconds)
         self.streams: dict[str, Stream] = {}
         self._by_tag: dict[int, Stream] = {}
-        for rank, query in enumerate(params.queries):
+        for query in params.queries:
             key = normalize_query(query)
-            if not key or key in self.streams:
-                continue
-            tag = int.from_bytes(digest("tag", params.seed, key, size=2), "big")
-            while tag == INJECTED_TAG or tag in self._by_tag:
-                tag = (tag + 1) % INJECTED_TAG
-            stream = Stream(self, query, tag, rank)
-            self.streams[key] = stream
-            self._by_tag[tag] = stream
-            self.uploads.add_source(stream)
+            if key and key not in self.streams:
+                self._add_stream(query, key)
+        self.runtime_queries: list[str] = []
         self._injected: dict[str, Video] = {}
+        self.removed: dict[str, float] = {}  # video id -> when it was deleted
+        self._removed_indices: dict[int, set[int]] = {}  # stream tag -> removed stream indices
+
+    def _add_stream(self, query: str, key: str) -> Stream:
+        tag = int.from_bytes(digest("tag", self.params.seed, key, size=2), "big")
+        while tag == INJECTED_TAG or tag in self._by_tag:
+            tag = (tag + 1) % INJECTED_TAG
+        stream = Stream(self, query, tag, len(self.streams))
+        self.streams[key] = stream
+        self._by_tag[tag] = stream
+        self.uploads.add_source(stream)
+        return stream
+
+    def stream_for(self, key: str) -> Stream | None:
+        """The stream of a normalised query, created on first use when no configured query is it."""
+        stream = self.streams.get(key)
+        if stream is None and key and len(self.runtime_queries) < MAX_RUNTIME_STREAMS:
+            # The normalised text, not the caller's spelling: the same videos whoever asks first.
+            stream = self._add_stream(key, key)
+            self.runtime_queries.append(key)
+        return stream
 
     # Injection -----------------------------------------------------------------------------
 
@@ -128,6 +151,10 @@ class World:
         self.uploads.add_injected(video)
         return video
 
+    def injected_videos(self) -> list[Video]:
+        """Every injected video, in the order of injection."""
+        return list(self._injected.values())
+
     def _resolve_channel(self, name: str | None, cid: str | None, rng: random.Random) -> Channel:
         if cid:
             if cid in self._channels_by_id:
@@ -140,10 +167,39 @@ class World:
             return Channel(channel_id(self.params.seed, name), name)
         return rng.choice(self.channels)
 
+    def remove(self, video_id: str, now: float) -> Video:
+        """Delete an uploaded video: gone from search, videos.list and its uploads playlist."""
+        if video_id in self.removed:
+            raise ValueError(f"video {video_id} was already deleted")
+        video = self._uploaded(video_id, now)
+        if video is None:
+            raise LookupError(f"no video {video_id} has been uploaded by now")
+        self.uploads.remove(video, now)
+        self.removed[video_id] = now
+        decoded = None if video.injected else self.codec.decode(video_id)
+        if decoded is not None:
+            self._removed_indices.setdefault(decoded[0], set()).add(decoded[1])
+        return video
+
+    def _uploaded(self, video_id: str, now: float) -> Video | None:
+        injected = self._injected.get(video_id)
+        if injected is not None:
+            return injected if injected.uploaded_at <= now else None
+        decoded = self.codec.decode(video_id)
+        stream = None if decoded is None else self._by_tag.get(decoded[0])
+        if decoded is None or stream is None:
+            return None
+        core = stream.core(decoded[1])
+        if not self.floor <= core.published_at or core.uploaded_at > now:
+            return None
+        return stream.video(decoded[1])
+
     # Lookups -------------------------------------------------------------------------------
 
     def get(self, video_id: str, now: float) -> Video | None:
         """videos.list's view: any public video (published), indexed by search yet or not."""
+        if video_id in self.removed:
+            return None
         injected = self._injected.get(video_id)
         if injected is not None:
             return injected if injected.is_public(now) else None
@@ -202,7 +258,7 @@ class World:
             streams = list(self.streams.values())
             injected = list(self._injected.values())
         else:
-            streams = [self.streams[a] for a in alternatives if a in self.streams]
+            streams = [s for s in (self.stream_for(a) for a in alternatives) if s is not None]
             patterns = [re.compile(r"(?<!\w)" + re.escape(a) + r"(?!\w)") for a in alternatives]
             injected = [
                 v
@@ -234,10 +290,11 @@ class World:
         sources.append(_Hit(v.sort_key, None, v) for v in picked)
         return sources, total
 
-    @staticmethod
-    def _injected_matches(video: Video, flt: SearchFilter, now: float, high: int) -> bool:
+    def _injected_matches(self, video: Video, flt: SearchFilter, now: float, high: int) -> bool:
         # Injected videos are placed by hand, so the backfill floor does not bound them.
         if video.privacy != "public" or video.visible_at > now or video.published_at > high:
+            return False
+        if video.video_id in self.removed:
             return False
         if flt.published_after is not None and video.published_at < flt.published_after:
             return False
@@ -246,19 +303,22 @@ class World:
         return flt.event_type is None or event_matches(video.broadcast, flt.event_type, now)
 
     def _walk(self, stream: Stream, first: int, last: int, criteria: _Criteria) -> Iterator[_Hit]:
+        removed = self._removed_indices.get(stream.tag, set())
         for index in range(last, first - 1, -1):
             core = stream.core(index)
-            if criteria.matches(core):
+            if criteria.matches(core) and index not in removed:
                 yield _Hit((core.published_at, stream.rank, index), stream, None)
 
     def _count(self, stream: Stream, first: int, last: int, criteria: _Criteria) -> int:
+        removed = self._removed_indices.get(stream.tag, set())
+        gone = sum(1 for i in removed if first <= i <= last and criteria.matches(stream.core(i)))
         if criteria.channel_index is not None or criteria.flt.event_type is not None:
-            return sum(1 for i in range(first, last + 1) if criteria.matches(stream.core(i)))
+            return sum(1 for i in range(first, last + 1) if criteria.matches(stream.core(i))) - gone
         # Only videos published within the last lag + late_max seconds can still be unsearchable.
         delay = self.params.search_lag_seconds + self.params.late_max_seconds
         recent = max(first, stream.first_at_or_after(math.floor(criteria.now) - delay))
         hidden = sum(1 for i in range(recent, last + 1) if _waiting(stream.core(i), criteria.now))
-        return last - first + 1 - hidden - stream.dark_between(first, last)
+        return last - first + 1 - hidden - stream.dark_between(first, last) - gone
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,8 +208,8 @@ async def test_result_cap_at_500() -> None:
         assert "nextPageToken" not in past
 
 
-async def test_unknown_query_is_an_empty_response(client: Client) -> None:
-    body = await search(client, q="curling")
+async def test_nothing_found_is_an_empty_response(client: Client) -> None:
+    body = await search(client, q="cricket", publishedBefore="2026-11-24T10:00:00Z")
     assert list(body) == ["kind", "etag", "regionCode", "pageInfo", "items"]
     assert body["pageInfo"] == {"totalResults": 0, "resultsPerPage": 0}
     assert body["items"] == []
@@ -333,7 +333,8 @@ async def test_ground_truth_endpoint(client: Client) -> None:
     first = truth["videos"][0]
     assert set(first) >= {"videoId", "publishedAt", "visibleAt", "title", "channelId", "channelTitle"}
     assert first["injected"] is False
-    assert (await ground_truth(client, "curling"))["count"] == 0
+    before_floor = await client.get("/admin/visible", params={"published_before": "2026-11-24T10:59:59Z"})
+    assert (await before_floor.json())["count"] == 0
     window = await client.get("/admin/visible", params={"query": "cricket", "published_after": "2026-11-24T11:59:00Z"})
     assert (await window.json())["count"] == 6
     # moving the clock back does not shrink what has been visible "so far"
@@ -451,7 +452,13 @@ async def test_reset_restores_a_fresh_world(client: Client) -> None:
     reset = await response.json()
     assert reset["world"]["queries"] == ["tennis"]
     assert reset["world"]["floor"] == "2026-11-24T11:00:00Z"
-    assert (await search(client))["pageInfo"]["totalResults"] == 0
+    # cricket is no configured query any more: its stream is made afresh on first use, without the
+    # video injected before the reset
+    assert reset["world"]["runtime_queries"] == []
+    assert (await search(client))["pageInfo"]["totalResults"] == 360
+    truth = await ground_truth(client, "cricket")
+    assert truth["count"] == 360
+    assert not any(v["injected"] for v in truth["videos"])
     assert (await search(client, q="tennis"))["pageInfo"]["totalResults"] == 360
     spend = await (await client.get("/admin/spend")).json()
     assert spend["keys"]["k"]["search_calls"] == 2
