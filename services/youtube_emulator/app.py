@@ -1,4 +1,4 @@
-"""The emulator's aiohttp application: YouTube routes, admin routes and the service routes.
+"""The emulator's aiohttp application: YouTube routes, the WebSub hub, admin routes and the service routes.
 
 Every API call goes through ``_serve``: faults, key, quota, the request itself, then a possible
 hostile answer, and ends up in the call log (calls.py) and the metrics.
@@ -22,6 +22,7 @@ from services.youtube_emulator.metrics import METRICS, EmulatorMetrics
 from services.youtube_emulator.quota import Method
 from services.youtube_emulator.settings import Settings
 from services.youtube_emulator.state import STATE, EmulatorState
+from services.youtube_emulator.websub_routes import add_websub_routes
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app[METRICS] = EmulatorMetrics(registry)
     add_service_routes(app, registry)
     add_admin_routes(app)
+    add_websub_routes(app)
     app.router.add_get("/youtube/v3/search", search)
     app.router.add_get("/youtube/v3/videos", videos)
     app.router.add_get("/youtube/v3/channels", channels)

@@ -1,7 +1,8 @@
 """The call log: every API call the emulator answered, newest kept, for operators and tests.
 
 An entry names the key only by its fingerprint (services.common.redact), never the key itself,
-and keeps every query parameter except ``key``. Times are on the emulator's clock. The log holds
+and keeps every query parameter except ``key`` (and ``hub.secret`` of WebSub hub requests, which are
+logged here too, as ``websub.*`` methods). Times are on the emulator's clock. The log holds
 ``EMULATOR_CALL_LOG_SIZE`` entries; older ones are dropped (``evicted`` counts them).
 """
 
@@ -15,7 +16,8 @@ from typing import Any
 from services.common.redact import key_fingerprint
 from services.youtube_emulator.timestamps import format_precise
 
-_SECRET_PARAMS = frozenset({"key"})
+# The API key, and a WebSub subscriber's hub.secret: neither is ever kept.
+_SECRET_PARAMS = frozenset({"key", "hub.secret"})
 _MAX_VALUE = 500
 
 

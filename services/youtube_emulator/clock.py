@@ -1,4 +1,8 @@
-"""The emulator's clock: real time plus an offset tests can move, or frozen at an instant."""
+"""The emulator's clock: real time plus an offset tests can move, or frozen at an instant.
+
+Listeners hear every move (set, advance, freeze, reset), so a background task waiting for the
+clock (the WebSub hub's delivery loop) wakes when a test moves a frozen clock.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,18 @@ class Clock:
         self._source = source
         self._offset = 0.0
         self._frozen_at: float | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def unlisten(self, callback: Callable[[], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def _moved(self) -> None:
+        for callback in self._listeners:
+            callback()
 
     @property
     def frozen(self) -> bool:
@@ -35,6 +51,7 @@ class Clock:
         else:
             self._frozen_at = None
             self._offset = moment - self._source()
+        self._moved()
 
     def advance(self, seconds: float) -> None:
         self.set(self.now() + seconds)
@@ -46,3 +63,4 @@ class Clock:
         """Back to real time, running."""
         self._frozen_at = None
         self._offset = 0.0
+        self._moved()

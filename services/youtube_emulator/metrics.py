@@ -21,6 +21,13 @@ class EmulatorMetrics:
             registry=registry,
         )
 
+        self.websub = Counter(
+            "emulator_websub_events",
+            "The emulated WebSub hub's requests, verifications and pushes, by kind and outcome",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+
     def record(self, endpoint: str, outcome: str) -> None:
         self.calls.labels(endpoint=endpoint, outcome=outcome).inc()
 

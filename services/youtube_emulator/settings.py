@@ -76,6 +76,19 @@ class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
     emulator_fault_drop: Fraction = 0.0
     emulator_slow_seconds: float = Field(default=5.0, ge=0)
 
+    # The emulated WebSub hub (websub_*.py): push delay, faults, verification delay, leases.
+    emulator_websub_delay_min_seconds: float = Field(default=1.0, ge=0)
+    emulator_websub_delay_max_seconds: float = Field(default=20.0, ge=0)
+    emulator_websub_lost_fraction: Fraction = 0.05
+    emulator_websub_duplicate_fraction: Fraction = 0.0
+    emulator_websub_flood_fraction: Fraction = 0.0
+    emulator_websub_flood_size: int = Field(default=10, ge=1, le=200)
+    emulator_websub_subscribe_503_fraction: Fraction = 0.0
+    emulator_websub_lose_all_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    emulator_websub_verify_delay_seconds: float = Field(default=0.2, ge=0, le=60)
+    emulator_websub_default_lease_seconds: int = Field(default=432_000, ge=1)
+    emulator_websub_max_lease_seconds: int = Field(default=864_000, ge=1)
+
     # Hostile answers (probability per successful call): see hostile.py.
     emulator_hostile_truncated: Fraction = 0.0
     emulator_hostile_wrong_types: Fraction = 0.0
@@ -89,7 +102,7 @@ class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
     def _split_emulator_queries(cls, value: object) -> list[str]:
         return split_list(value, r",")
 
-    @field_validator("emulator_invalid_keys", mode="before")
+    @field_validator("emulator_invalid_keys", "emulator_websub_lose_all_channels", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> list[str]:
         return split_list(value, r"[,\s]+")
@@ -123,6 +136,10 @@ class Settings(EmulatorSettings, SearchQuerySettings, LoggingSettings):
     def _shares_fit(self) -> Settings:
         if self.emulator_private_fraction + self.emulator_deleted_fraction > 1:
             raise ValueError("EMULATOR_PRIVATE_FRACTION + EMULATOR_DELETED_FRACTION must not exceed 1")
+        if self.emulator_websub_delay_max_seconds < self.emulator_websub_delay_min_seconds:
+            raise ValueError("EMULATOR_WEBSUB_DELAY_MAX_SECONDS must not be below EMULATOR_WEBSUB_DELAY_MIN_SECONDS")
+        if self.emulator_websub_default_lease_seconds > self.emulator_websub_max_lease_seconds:
+            raise ValueError("EMULATOR_WEBSUB_DEFAULT_LEASE_SECONDS must not exceed EMULATOR_WEBSUB_MAX_LEASE_SECONDS")
         return self
 
     @field_validator("emulator_query_videos_per_minute")

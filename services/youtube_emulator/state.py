@@ -1,4 +1,5 @@
-"""Everything one emulator holds: clock, world, quota ledger, call log, faults and the runtime knobs."""
+"""Everything one emulator holds: clock, world, quota ledger, call log, faults, the WebSub hub's
+books and the runtime knobs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from services.youtube_emulator.faults import FaultInjector, FaultPolicy
 from services.youtube_emulator.hostile import HostileInjector, HostilePolicy
 from services.youtube_emulator.quota import QuotaLedger, QuotaPolicy
 from services.youtube_emulator.settings import QuotaModel, Settings, normalize_query
+from services.youtube_emulator.websub_hub import Hub
+from services.youtube_emulator.websub_policy import HubPolicy
+from services.youtube_emulator.websub_watch import PublicationWatch
 from services.youtube_emulator.world import World, WorldParams
 
 _Fraction = Field(ge=0.0, le=1.0)
@@ -174,6 +178,8 @@ class EmulatorState:
         self.quirks = random.Random(self.world.params.seed + 1)
         self.calls = CallLog(settings.emulator_call_log_size)
         self._high_water = self.clock.now()
+        self.hub = Hub(HubPolicy.from_settings(settings), self.world.params.seed)
+        self.watch = PublicationWatch(self.world, self.clock.now())
 
     def reset(self, *, now: float | None = None, frozen: bool = False, overrides: WorldOverrides | None = None) -> None:
         """A fresh world: clock, videos, injected videos, spend, knobs and RNGs as at start-up."""
@@ -190,6 +196,9 @@ class EmulatorState:
         self.quirks = random.Random(self.world.params.seed + 1)
         self.calls = CallLog(self.settings.emulator_call_log_size)
         self._high_water = self.clock.now()
+        # Subscriptions belong to the world they watch: a reset forgets them, as a new hub would.
+        self.hub = Hub(HubPolicy.from_settings(self.settings), self.world.params.seed)
+        self.watch = PublicationWatch(self.world, self.clock.now())
 
     def configure(self, patch: dict[str, Any]) -> Behaviour:
         """Apply a partial update (maps and lists are replaced whole); raises ValidationError."""
