@@ -5,7 +5,8 @@ admin call asks, when a verification's real-time delay ends, and, while the cloc
 second to look for new uploads. Each wake: due verifications are sent, the world is scanned for
 uploads since the last look (websub_watch.py) and planned per subscriber (websub_hub.py), and every
 push whose due time the clock has reached is delivered. With a frozen clock nothing becomes due
-until a test moves it, which is what lets a test decide when a push arrives.
+until a test moves it, which is what lets a test decide when a push arrives. The loop reads the
+clock itself, not ``state.now()``: what the hub looks at is not what API callers have been shown.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class HubRunner:
         intents = hub.ready_intents(loop_now)
         for intent in intents:
             self._spawn(self._verify(intent))
-        now = state.now()
+        now = state.clock.now()
         channels, until = hub.watched(state.watch.watermark)
         for video in state.watch.advance(now, channels, until):
             hub.plan("upload", video, video.published_at, _upload_body(video))
@@ -170,7 +171,7 @@ class HubRunner:
                 ok = status == 200 and echoed == challenge.encode("ascii")
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             logger.info("websub verification could not reach the callback", extra={"error": type(exc).__name__})
-        hub.verified(intent, ok, state.now())
+        hub.verified(intent, ok, state.clock.now())
         outcome = "verified" if ok else ("unreachable" if status is None else "refused")
         self._log("websub.verify", (sub.callback, sub.topic), status, outcome, {"hub.mode": intent.mode})
         self.wake()
@@ -179,7 +180,7 @@ class HubRunner:
         state = self.state
         hub = state.hub
         sub = push.subscription
-        if not sub.active(state.now()):
+        if not sub.active(state.clock.now()):
             hub.dropped(push)
             self._log("websub.push", (sub.callback, sub.topic), None, "inactive", _push_params(push))
             return
@@ -200,7 +201,7 @@ class HubRunner:
                 await response.read()
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             logger.info("websub push could not reach the callback", extra={"error": type(exc).__name__})
-        hub.delivered(push, status, state.now())
+        hub.delivered(push, status, state.clock.now())
         outcome = "unreachable" if status is None else ("ok" if 200 <= status < 300 else "failed")
         self._log("websub.push", (sub.callback, sub.topic), status, outcome, _push_params(push))
         self.wake()
@@ -213,7 +214,7 @@ class HubRunner:
         callback, topic = target
         self._app[METRICS].websub.labels(kind=method, outcome=outcome).inc()
         state.calls.record(
-            at=state.now(),
+            at=state.clock.now(),
             method=method,
             key=None,
             project=None,
