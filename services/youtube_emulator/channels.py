@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,8 +72,15 @@ class UploadsPage:
 
 
 class UploadsIndex:
-    def __init__(self, channels: list[Channel], floor: int, max_lead_seconds: int) -> None:
+    def __init__(
+        self,
+        channels: list[Channel],
+        floor: int,
+        max_lead_seconds: int,
+        revise: Callable[[Video], Video] = lambda video: video,
+    ) -> None:
         self._world_channels = channels
+        self._revise = revise  # the world's changed titles and descriptions
         self._floor = floor
         self._max_lead = max_lead_seconds
         self._known: dict[str, Channel] = {c.channel_id: c for c in channels}
@@ -156,8 +163,8 @@ class UploadsIndex:
 
     def _materialise(self, entry: _Entry) -> Video:
         if entry[1] == INJECTED_RANK:
-            return self._injected[entry[3]]
-        return self._sources[entry[3]].video(entry[2])
+            return self._revise(self._injected[entry[3]])
+        return self._revise(self._sources[entry[3]].video(entry[2]))
 
     def known(self) -> Iterable[Channel]:
         return self._known.values()

@@ -76,12 +76,12 @@ class HubRunner:
         return {"verifications": verified[0], "pushes": delivered[1]}
 
     def notify(self, kind: str, video: Video, at: float) -> int:
-        """Queue the notice of an upload, a flood item or a deletion; wake the loop to deliver it."""
+        """Queue the notice of a change, a flood item or a deletion; wake the loop to deliver it."""
         hub = self.state.hub
         if kind == "deleted":
             queued = hub.plan("deleted", video, at, lambda _t: tombstone_feed(video.video_id, video.channel, at))
         else:
-            queued = hub.plan("flood", video, at, lambda topic: entry_feed(video, topic, at))
+            queued = hub.plan("update" if kind == "update" else "flood", video, at, lambda t: entry_feed(video, t, at))
         self.wake()
         return queued
 
@@ -131,7 +131,7 @@ class HubRunner:
         now = state.clock.now()
         channels, until = hub.watched(state.watch.watermark)
         for video in state.watch.advance(now, channels, until):
-            hub.plan("upload", video, video.published_at, _upload_body(video))
+            hub.plan("upload", video, video.published_at, _upload_body(state.world.edited(video)))
             if floods(hub.policy, hub.seed, video.video_id):
                 self.flood(video.channel.channel_id, hub.policy.flood_size, video.published_at)
         pushes = hub.due(now)

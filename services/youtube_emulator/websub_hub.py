@@ -34,7 +34,7 @@ from services.youtube_emulator.websub_feed import channel_of_topic
 from services.youtube_emulator.websub_policy import HubPolicy, push_fate, refuses_subscription
 
 Mode = Literal["subscribe", "unsubscribe"]
-PushKind = Literal["upload", "flood", "deleted"]
+PushKind = Literal["upload", "update", "flood", "deleted"]
 RETRY_DELAYS = (30.0, 60.0, 120.0)
 _MAX_SECRET_BYTES = 200  # WebSub: a secret MUST be less than 200 bytes
 _DIGITS = re.compile(r"^[0-9]+$")

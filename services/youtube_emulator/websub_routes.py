@@ -5,7 +5,9 @@ The hub: ``POST /subscribe`` (the path of ``https://pubsubhubbub.appspot.com/sub
 faults, no quota): ``GET /admin/websub`` (subscriptions and the policy; never a secret),
 ``GET|POST /admin/websub/config`` (the policy, changed in part), ``POST /admin/websub/flush`` (send
 what is due now and wait for the answers), ``POST /admin/websub/flood`` (re-push old uploads of a
-channel) and ``POST /admin/videos/{video_id}/delete`` (a deletion, pushed as a tombstone).
+channel), ``POST /admin/videos/{video_id}/update`` (a new title or description, pushed as an entry
+[DOC: the guide's "updates a video's title / description"]) and
+``POST /admin/videos/{video_id}/delete`` (a deletion, pushed as a tombstone).
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ _REASON_TEXT = {
 }
 
 
+class UpdateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1)
+    description: str | None = None
+
+
 class FloodBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +63,7 @@ def add_websub_routes(app: web.Application) -> None:
     app.router.add_post("/admin/websub/config", set_config)
     app.router.add_post("/admin/websub/flush", flush)
     app.router.add_post("/admin/websub/flood", flood)
+    app.router.add_post("/admin/videos/{video_id}/update", update_video)
     app.router.add_post("/admin/videos/{video_id}/delete", delete_video)
 
 
@@ -135,6 +145,24 @@ async def flood(request: web.Request) -> web.Response:
         return web.json_response({"error": str(exc)}, status=400)
     queued = request.app[HUB_RUNNER].flood(body.channel_id, body.count, state.now())
     return web.json_response({"queued": queued})
+
+
+async def update_video(request: web.Request) -> web.Response:
+    """Change an uploaded video's title or description: every answer shows it; subscribers get an entry."""
+    state = request.app[STATE]
+    video_id = request.match_info["video_id"]
+    now = state.now()
+    try:
+        body = UpdateBody.model_validate(json.loads(await request.text() or "{}"))
+        video = state.world.edit(video_id, now, title=body.title, description=body.description)
+    except LookupError as exc:
+        return web.json_response({"error": str(exc)}, status=404)
+    except (ValueError, ValidationError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    queued = request.app[HUB_RUNNER].notify("update", video, now) if video.is_public(now) else 0
+    return web.json_response(
+        {"videoId": video.video_id, "title": video.title, "description": video.description, "updates_queued": queued}
+    )
 
 
 async def delete_video(request: web.Request) -> web.Response:

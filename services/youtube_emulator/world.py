@@ -4,7 +4,8 @@ Every emulator with the same seed and rates agrees on which video exists when, a
 clock jumps. A query first asked at run time gets its stream on first use (``stream_for``), a pure
 function of the seed and the normalised query like a configured one, so it answers the same after a
 restart; its videos join the channels' uploads playlists from the floor on. A video deleted through
-the admin endpoint (``remove``) leaves search.list, videos.list and its uploads playlist.
+the admin endpoint (``remove``) leaves search.list, videos.list and its uploads playlist; one whose
+title or description an admin changed (``edit``) shows the new text in every answer.
 
 Only videos published at or after ``world start - backfill`` are part of the world;
 the clock decides which of them are out yet: search.list shows public videos once visible (publish
@@ -14,6 +15,7 @@ playlist (channels.py) every upload at once, private, deleted and scheduled ones
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import math
@@ -77,7 +79,8 @@ class World:
         self.channels = [Channel(channel_id(params.seed, name), name) for name in names]
         self._channels_by_id = {c.channel_id: i for i, c in enumerate(self.channels)}
         self.picker = ChannelPicker(params.channels, params.channel_zipf_exponent)
-        self.uploads = UploadsIndex(self.channels, self.floor, params.scheduled_max_seconds)
+        self.edits: dict[str, tuple[str, str]] = {}  # video id -> (title, description) changed since
+        self.uploads = UploadsIndex(self.channels, self.floor, params.scheduled_max_seconds, revise=self.edited)
         self.streams: dict[str, Stream] = {}
         self._by_tag: dict[int, Stream] = {}
         for query in params.queries:
@@ -181,6 +184,25 @@ class World:
             self._removed_indices.setdefault(decoded[0], set()).add(decoded[1])
         return video
 
+    def edit(self, video_id: str, now: float, *, title: str | None, description: str | None) -> Video:
+        """Change an uploaded video's title or description, as its owner may; every answer shows it."""
+        video = None if video_id in self.removed else self._uploaded(video_id, now)
+        if video is None:
+            raise LookupError(f"no video {video_id} has been uploaded by now")
+        current = self.edited(video)
+        self.edits[video_id] = (
+            current.title if title is None else title,
+            current.description if description is None else description,
+        )
+        return self.edited(video)
+
+    def edited(self, video: Video) -> Video:
+        """``video`` with its changed title and description, if it has any."""
+        change = self.edits.get(video.video_id)
+        if change is None:
+            return video
+        return dataclasses.replace(video, title=change[0], description=change[1])
+
     def _uploaded(self, video_id: str, now: float) -> Video | None:
         injected = self._injected.get(video_id)
         if injected is not None:
@@ -202,7 +224,7 @@ class World:
             return None
         injected = self._injected.get(video_id)
         if injected is not None:
-            return injected if injected.is_public(now) else None
+            return self.edited(injected) if injected.is_public(now) else None
         decoded = self.codec.decode(video_id)
         if decoded is None:
             return None
@@ -212,7 +234,7 @@ class World:
         core = stream.core(decoded[1])
         if not self.floor <= core.published_at <= now or core.privacy != "public":
             return None
-        return stream.video(decoded[1])
+        return self.edited(stream.video(decoded[1]))
 
     def search(
         self, flt: SearchFilter, now: float, *, order: Order, offset: int, limit: int, cap: int
@@ -235,9 +257,9 @@ class World:
 
     def _materialise(self, hit: _Hit) -> Video:
         if hit.video is not None:
-            return hit.video
+            return self.edited(hit.video)
         assert hit.stream is not None
-        return hit.stream.video(hit.key[2])
+        return self.edited(hit.stream.video(hit.key[2]))
 
     def _ranker(self, order: Order, query: str | None, now: float) -> _RankKey:
         seed = self.params.seed

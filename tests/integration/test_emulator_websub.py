@@ -378,3 +378,25 @@ async def test_a_flood_re_pushes_old_uploads(client: Client, subscriber: Subscri
     pushed = [p.video_id for p in subscriber.pushes]
     assert len(pushed) == len(set(pushed)) == 7
     assert set(pushed) <= old
+
+
+async def test_a_title_change_is_pushed_and_shown_everywhere(client: Client, subscriber: Subscriber) -> None:
+    channel = (await channels(client))[0]
+    await subscribe(client, subscriber.url, channel)
+    await flush(client)
+    video_id = await inject(client, channel, "first title")
+    await advance(client, 5)
+    response = await client.post(f"/admin/videos/{video_id}/update", json={"title": "second title"})
+    assert response.status == 200 and (await response.json())["updates_queued"] == 1
+    assert (await client.post("/admin/videos/AAAAAAAAAAA/update", json={"title": "x"})).status == 404
+    await advance(client, 5)
+    titles = [p.entry().findtext(f"{ATOM}title") for p in subscriber.pushes if p.video_id == video_id]
+    assert titles == ["first title", "second title"]
+    updated = [p for p in subscriber.pushes if p.video_id == video_id][-1].entry()
+    assert updated.findtext(f"{ATOM}published") == "2026-11-24T12:00:00+00:00"
+    assert (updated.findtext(f"{ATOM}updated") or "").startswith("2026-11-24T12:00:05")
+    params = {"part": "snippet", "id": video_id, "key": "k"}
+    listed = await (await client.get("/youtube/v3/videos", params=params)).json()
+    assert listed["items"][0]["snippet"]["title"] == "second title"
+    uploads = await (await client.get("/admin/uploads", params={"channel_id": channel})).json()
+    assert {v["videoId"]: v["title"] for v in uploads["videos"]}[video_id] == "second title"
