@@ -43,6 +43,7 @@ _QUIET: dict[str, Any] = {
     "emulator_fault_5xx": 0.0,
     "emulator_fault_slow": 0.0,
     "emulator_fault_drop": 0.0,
+    "emulator_websub_lost_fraction": 0.0,
 }
 
 
