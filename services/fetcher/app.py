@@ -1,11 +1,13 @@
 """The fetcher service: an aiohttp app serving health and metrics, whose background task leads and polls.
 
 ``create_app`` wires the parts together: the YouTube gateway and key pool, the lease and the
-leader loop, the scheduler with one work item per search query, the walk and the delivery of new
-videos; and, when channels are followed (FOLLOW_CHANNELS, AUTO_FOLLOW_CHANNELS), a second
-scheduler beside it on the units pool, with one work item per followed channel (the roster keeps
-them in step with the followed set) and the channel delivery. Each part receives the values it
-uses, not the settings.
+leader loop, the scheduler with one work item per searched query (the query roster keeps them in
+step with the sources), the walk and the delivery of new videos; a second scheduler beside it on
+the units pool, with one work item per followed channel (the channel roster keeps them in step
+with the sources and auto-follow) and the channel delivery; and the sources watch that gives
+both rosters every change of the sources in MongoDB. At start SEARCH_QUERIES and FOLLOW_CHANNELS
+seed the sources as SOURCES_FROM_ENV says (services/common/sources.py). Each part receives the
+values it uses, not the settings.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.clients import SERVICE_MONGO_TIMEOUT_MS, MongoClient, open_amqp, open_mongo
 from services.common.service_app import add_readiness_check, add_service_routes
+from services.common.sources import SeedRequest, seed_from_environment
 from services.common.topology import QueueNames
 from services.fetcher.budget import Budget, BudgetPlanner, PlanBounds
 from services.fetcher.channel_delivery import ChannelDelivery
@@ -41,9 +44,11 @@ from services.fetcher.leader import Leader
 from services.fetcher.lease import LeaderLease, make_holder_id
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.publisher import VideoPublisher
+from services.fetcher.query_roster import QueryRoster
 from services.fetcher.scheduler import Scheduler
-from services.fetcher.search_query import SearchPolicy, SearchQuery, SearchQueryParts
+from services.fetcher.search_query import SearchPolicy, SearchQueryParts
 from services.fetcher.settings import Settings
+from services.fetcher.sources_watch import SourcesWatch
 from services.fetcher.store import FetcherStore
 from services.fetcher.units_budget import UnitsBudget, UnitsGate, UnitsPlanner
 from services.fetcher.walk import Walker
@@ -56,8 +61,9 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 MONGO: web.AppKey[MongoClient] = web.AppKey("mongo")
 LEADER = web.AppKey("leader", Leader)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
-# The followed channels (absent when none are followed).
+# The followed channels.
 CHANNELS = web.AppKey("channels", ChannelRoster)
+QUERIES = web.AppKey("queries", QueryRoster)
 
 # How long a graceful stop waits for the cycle in hand before cancelling it.
 STOP_GRACE_SECONDS = 60
@@ -104,7 +110,7 @@ def _build(
     publisher: VideoPublisher,
     metrics: FetcherMetrics,
     db: AsyncDatabase[dict[str, Any]],
-) -> tuple[Leader, ChannelRoster | None]:
+) -> tuple[Leader, QueryRoster, ChannelRoster]:
     """The leader and everything it runs, each part given the values it uses."""
     pool = KeyPool(
         settings.key_entries,
@@ -123,7 +129,6 @@ def _build(
         retries=settings.youtube_retries,
         retry_max_seconds=settings.youtube_retry_max_seconds,
     )
-    queries = list(dict.fromkeys(settings.search_queries))
     planner = BudgetPlanner(
         PlanBounds(
             poll_interval=settings.poll_interval_seconds,
@@ -133,7 +138,6 @@ def _build(
         )
     )
     budget = Budget(planner, pool=pool, store=store, lease=lease, metrics=metrics)
-    scheduler = Scheduler(clock=clock, pool=pool, budget=budget, metrics=metrics)
     policy = SearchPolicy(
         max_pages_per_cycle=settings.max_pages_per_cycle,
         late_sweep_every=settings.late_sweep_every,
@@ -150,50 +154,47 @@ def _build(
         clock=clock,
         metrics=metrics,
     )
-    for query in queries:
-        scheduler.register(SearchQuery(query, policy, parts))
-    roster = None
-    if settings.follow_channels or settings.auto_follow_channels > 0:
-        # With auto-follow off too (top_n 0): the saved set is what /api/v1/status lists.
-        follows = ChannelFollows(
-            explicit=settings.follow_channels,
-            db=db,
-            top_n=settings.auto_follow_channels,
-            window=timedelta(days=settings.auto_follow_window_days),
-            clock=clock,
-            fence=lease.check,
+    queries = QueryRoster(policy=policy, parts=parts)
+    scheduler = Scheduler(clock=clock, pool=pool, budget=budget, metrics=metrics, hooks=queries)
+    # Always, with auto-follow off too (top_n 0): a channel may be followed through the admin API
+    # at any time, and the saved set is what /api/v1/status lists.
+    follows = ChannelFollows(
+        explicit=(),  # the sources' explicit channels, given at leadership start
+        db=db,
+        top_n=settings.auto_follow_channels,
+        window=timedelta(days=settings.auto_follow_window_days),
+        clock=clock,
+        fence=lease.check,
+    )
+    channel_parts = ChannelParts(
+        gateway=gateway,
+        delivery=ChannelDelivery(gateway=gateway, publisher=publisher, lease=lease, clock=clock, metrics=metrics),
+        store=store,
+        pool=pool,
+        lease=lease,
+        clock=clock,
+        metrics=metrics,
+        max_pages=settings.max_pages_per_cycle,
+        lookback_seconds=settings.initial_lookback_seconds,
+        config_digest=config_digest(settings.follow_channels),
+    )
+    roster = ChannelRoster(follows=follows, parts=channel_parts)
+    units_planner = UnitsPlanner(
+        PlanBounds(
+            poll_interval=settings.min_channel_interval_seconds,
+            max_query_interval=settings.max_channel_interval_seconds,
+            max_pages_per_cycle=settings.max_pages_per_cycle,
         )
-        channel_parts = ChannelParts(
-            gateway=gateway,
-            delivery=ChannelDelivery(gateway=gateway, publisher=publisher, lease=lease, clock=clock, metrics=metrics),
-            store=store,
-            pool=pool,
-            lease=lease,
-            clock=clock,
-            metrics=metrics,
-            max_pages=settings.max_pages_per_cycle,
-            lookback_seconds=settings.initial_lookback_seconds,
-            config_digest=config_digest(settings.follow_channels),
-        )
-        roster = ChannelRoster(follows=follows, parts=channel_parts)
-        units_planner = UnitsPlanner(
-            PlanBounds(
-                poll_interval=settings.min_channel_interval_seconds,
-                max_query_interval=settings.max_channel_interval_seconds,
-                max_pages_per_cycle=settings.max_pages_per_cycle,
-            )
-        )
-        units_budget = UnitsBudget(
-            units_planner,
-            pool=pool,
-            store=store,
-            lease=lease,
-            metrics=metrics,
-            reserve=settings.units_reserve_for_enrichment,
-        )
-        channel_scheduler = Scheduler(
-            clock=clock, pool=UnitsGate(pool), budget=units_budget, metrics=metrics, hooks=roster
-        )
+    )
+    units_budget = UnitsBudget(
+        units_planner,
+        pool=pool,
+        store=store,
+        lease=lease,
+        metrics=metrics,
+        reserve=settings.units_reserve_for_enrichment,
+    )
+    channel_scheduler = Scheduler(clock=clock, pool=UnitsGate(pool), budget=units_budget, metrics=metrics, hooks=roster)
     leader = Leader(
         lease=lease,
         scheduler=scheduler,
@@ -202,9 +203,10 @@ def _build(
         clock=clock,
         metrics=metrics,
         poll_interval_seconds=settings.poll_interval_seconds,
-        others=[channel_scheduler] if roster is not None else [],
+        others=[channel_scheduler],
+        sources=SourcesWatch(db=db, followers=[queries, roster], clock=clock, metrics=metrics),
     )
-    return leader, roster
+    return leader, queries, roster
 
 
 def _poller_ctx(registry: CollectorRegistry) -> Any:
@@ -217,11 +219,18 @@ def _poller_ctx(registry: CollectorRegistry) -> Any:
         client = YouTubeClient(app[HTTP], settings.youtube_api_url, settings.youtube_request_timeout_seconds)
         metrics = FetcherMetrics(registry)
         db = app[MONGO][settings.mongodb_database]
-        leader, roster = _build(
+        seed = SeedRequest(
+            queries=settings.search_queries,
+            channels=settings.follow_channels,
+            mode=settings.sources_from_env,
+            seeded_by="fetcher",
+        )
+        await seed_from_environment(db, seed, app[CLOCK].now())
+        leader, queries, roster = _build(
             settings, clock=app[CLOCK], client=client, store=store, publisher=publisher, metrics=metrics, db=db
         )
-        if roster is not None:
-            app[CHANNELS] = roster
+        app[QUERIES] = queries
+        app[CHANNELS] = roster
         app[LEADER] = leader
         app[SCHEDULER] = leader.scheduler
         task = asyncio.create_task(leader.run(), name="poller")
@@ -251,6 +260,8 @@ async def _health_details(request: web.Request, handler: Handler) -> web.StreamR
         roster = request.app.get(CHANNELS)
         if roster is not None and leader.role == "leader":
             body.update(roster.health())
+        if leader.sources is not None and leader.role == "leader":
+            body.update(leader.sources.health())
     else:
         body["role"] = "starting"
     return web.json_response(body)

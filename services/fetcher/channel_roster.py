@@ -1,7 +1,9 @@
 """The followed channels as the channel scheduler's work items, kept in step with the followed set.
 
-The followed set comes from ``ChannelFollows`` (``follows.py``: FOLLOW_CHANNELS and auto-follow,
-saved for /api/v1/status even with auto-follow off). As the scheduler's
+The followed set comes from ``ChannelFollows`` (``follows.py``: the sources' explicit channels and
+auto-follow, saved for /api/v1/status even with auto-follow off). ``follow`` is given every
+source set the sources watch loads and applies it at once: a channel followed is loaded and
+registered (due at once), one unfollowed, paused or excluded unregistered. As the scheduler's
 hooks the roster registers a work item for every followed channel before a new leader loads
 them, and after every cycle sends what the cycle's reads found (one videos.list call for up to
 50 videos of any channels), then adds the channels that joined the set and drops those that
@@ -10,12 +12,14 @@ left it or that channels.list does not know. It also writes the channels' part o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from services.common.sources import SourceSet
 from services.common.timefmt import format_rfc3339
 from services.fetcher.followed_channel import ChannelParts, FollowedChannel
 from services.fetcher.scheduler import Scheduler
@@ -27,6 +31,10 @@ class FollowedId(Protocol):
 
 
 class FollowSource(Protocol):
+    def set_sources(self, explicit: Sequence[str], excluded: Collection[str]) -> None:
+        """Follow these explicitly from now on, and never auto-follow ``excluded``."""
+        ...
+
     async def load(self) -> None:
         """Read the persisted set (a new leader keeps it)."""
         ...
@@ -46,17 +54,28 @@ class ChannelRoster:
         self._follows = follows
         self._parts = parts
         self._channels: dict[str, FollowedChannel] = {}
+        self._scheduler: Scheduler | None = None
+        # The sources watch and the scheduler's own cycle must not add the same channel twice.
+        self._lock = asyncio.Lock()
 
     @property
     def channels(self) -> list[FollowedChannel]:
         return list(self._channels.values())
 
+    async def follow(self, sources: SourceSet, now: datetime) -> None:
+        """The sources changed: their explicit channels, no excluded or paused one (at once while running)."""
+        self._follows.set_sources(sources.explicit_channels, sources.excluded_channels | sources.paused_channels)
+        if self._scheduler is not None:
+            await self._sync(self._scheduler, now, load=True)
+
     async def prepare(self, scheduler: Scheduler, now: datetime) -> None:
         """A new leader: the persisted set, one work item per channel (the scheduler loads them)."""
         await self._follows.load()
-        for item in scheduler.items:
-            scheduler.unregister(item.name)
-        self._channels = {}
+        async with self._lock:
+            for item in scheduler.items:
+                scheduler.unregister(item.name)
+            self._channels = {}
+        self._scheduler = scheduler
         await self._sync(scheduler, now, load=False)
 
     async def after_cycle(self, scheduler: Scheduler) -> None:
@@ -69,6 +88,10 @@ class ChannelRoster:
         await self._sync(scheduler, now, load=True)
 
     async def _sync(self, scheduler: Scheduler, now: datetime, *, load: bool) -> None:
+        async with self._lock:
+            await self._sync_locked(scheduler, now, load=load)
+
+    async def _sync_locked(self, scheduler: Scheduler, now: datetime, *, load: bool) -> None:
         wanted = [follow.channel_id for follow in await self._follows.current(now)]
         for channel_id in wanted:
             if channel_id not in self._channels:

@@ -1,4 +1,7 @@
-"""Which channels the fetcher follows: FOLLOW_CHANNELS, and the channels search finds most (auto-follow).
+"""Which channels the fetcher follows: the explicit follows, and the channels search finds most (auto-follow).
+
+The explicit follows are the sources' followed and pinned channels (services/common/sources.py,
+seeded from FOLLOW_CHANNELS); ``set_sources`` changes them and the excluded set at run time.
 
 **Counting.** For every channel, the stored videos (MongoDB ``videos``) published in the last
 ``AUTO_FOLLOW_WINDOW_DAYS`` that search found — for any query, all queries together, each video
@@ -9,8 +12,10 @@ once — whether or not a followed channel's uploads found it too. A video found
 
 **Ranking and hysteresis** (``choose_auto``), with N = ``AUTO_FOLLOW_CHANNELS``:
 
-- The candidates are the channels with at least one such video, except those in FOLLOW_CHANNELS:
-  explicit follows always stay and are followed besides the N, never ranked among them.
+- The candidates are the channels with at least one such video, except the explicit follows
+  (the sources' followed and pinned channels) and the excluded and paused ones: explicit follows
+  always stay and are followed besides the N, never ranked among them; an excluded channel is
+  never auto-followed.
 - Candidates are ordered by count, most first; among equal counts a channel auto-followed already
   (an incumbent) comes before one that is not, incumbents among themselves in their previous
   order and the others by channel id. A candidate's **rank** is its position in that order, from 1;
@@ -36,7 +41,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -65,7 +70,7 @@ _CHANNEL_ID = re.compile(CHANNEL_ID_PATTERN)
 
 @dataclass(frozen=True)
 class Follow:
-    """A followed channel and why: named in FOLLOW_CHANNELS, or chosen by auto-follow."""
+    """A followed channel and why: followed explicitly (the sources), or chosen by auto-follow."""
 
     channel_id: str
     reason: Literal["explicit", "auto"]
@@ -141,7 +146,7 @@ async def search_counts(db: AsyncDatabase[dict[str, Any]], since: datetime, unti
 
 
 class ChannelFollows:
-    """The followed channels: FOLLOW_CHANNELS in their order, then the auto set by rank."""
+    """The followed channels: the explicit follows in their order, then the auto set by rank."""
 
     def __init__(
         self,
@@ -152,8 +157,11 @@ class ChannelFollows:
         window: timedelta,
         clock: Clock,
         fence: Callable[[], int] | None = None,
+        excluded: Collection[str] = (),
     ) -> None:
         self._explicit = list(dict.fromkeys(explicit))
+        # Never auto-followed (the sources' excluded and paused channels).
+        self._excluded = set(excluded)
         self._db = db
         self._top_n = top_n
         self._window = window
@@ -168,6 +176,18 @@ class ChannelFollows:
     def due_at(self) -> datetime | None:
         """When the set is chosen again (None: at the next ``current``)."""
         return self._due_at
+
+    def set_sources(self, explicit: Sequence[str], excluded: Collection[str]) -> None:
+        """The sources changed: follow these explicitly, never auto-follow ``excluded``.
+
+        An excluded channel leaves the auto set at once; any change has the set chosen again at
+        the next ``current`` (and saved for /api/v1/status)."""
+        explicit, excluded = list(dict.fromkeys(explicit)), set(excluded)
+        if explicit == self._explicit and excluded == self._excluded:
+            return
+        self._explicit, self._excluded = explicit, excluded
+        self._auto = [a for a in self._auto if a.channel_id not in excluded and a.channel_id not in explicit]
+        self._due_at = None
 
     async def load(self) -> None:
         """Read the set the last leader saved (its incumbents keep their places), then choose at once."""
@@ -192,12 +212,15 @@ class ChannelFollows:
 
     def follows(self) -> list[Follow]:
         explicit = [Follow(channel_id, "explicit") for channel_id in self._explicit]
-        return explicit + [Follow(a.channel_id, "auto", a.rank, a.count) for a in self._auto]
+        auto = [a for a in self._auto if a.channel_id not in self._excluded]  # a failed count kept an old set
+        return explicit + [Follow(a.channel_id, "auto", a.rank, a.count) for a in auto]
 
     async def _evaluate(self, now: datetime) -> None:
         try:
             counts = await search_counts(self._db, now - self._window, now) if self._top_n > 0 else {}
-            chosen = choose_auto(counts, self._auto, top_n=self._top_n, explicit=self._explicit, now=now)
+            chosen = choose_auto(
+                counts, self._auto, top_n=self._top_n, explicit=[*self._explicit, *self._excluded], now=now
+            )
             await self._save(chosen, now)
         except PyMongoError as exc:
             logger.warning(

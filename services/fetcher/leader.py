@@ -6,6 +6,10 @@ a new token the leader reads the state again from MongoDB (another leader may ha
 meanwhile), and its first cycle catches up. A lost lease stands the leader down at once; a stop
 finishes the cycle in hand and releases the lease, so a standby takes over without waiting.
 
+What the schedulers search and read is the sources in MongoDB (``sources_watch.py``): a new
+leader loads them before its schedulers load their items, and while it leads it watches them
+and applies every change at once, waking the schedulers. Only the leader watches.
+
 Beside the search scheduler, ``others`` (the followed channels' scheduler, on the units pool)
 turn under the same lease, each at its own pace: a long wait of one never delays the other.
 """
@@ -23,6 +27,7 @@ from services.fetcher.keys import KeyPool
 from services.fetcher.lease import LeaderLease, LeaseLostError
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.scheduler import Scheduler
+from services.fetcher.sources_watch import SourcesWatch
 from services.fetcher.store import FetcherStore
 
 logger = logging.getLogger(__name__)
@@ -42,8 +47,11 @@ class Leader:
         metrics: FetcherMetrics,
         poll_interval_seconds: float,
         others: Sequence[Scheduler] = (),
+        sources: SourcesWatch | None = None,
     ) -> None:
         self.lease = lease
+        self.sources = sources
+        self._watch: asyncio.Task[None] | None = None
         self.scheduler = scheduler
         self.others = list(others)
         self._pool = pool
@@ -61,6 +69,10 @@ class Leader:
     def stop(self) -> None:
         """Finish the cycle in hand, then return from ``run``."""
         self._stopping = True
+        self._wake.set()
+
+    def wake(self) -> None:
+        """End every scheduler's sleep (the sources changed): due items, a new one among them, run now."""
         self._wake.set()
 
     async def run(self) -> None:
@@ -87,6 +99,7 @@ class Leader:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+            await self._stop_watching()
             try:
                 await self.lease.release()
             except Exception as exc:
@@ -142,11 +155,23 @@ class Leader:
         self._be("leader")
         for scheduler in (self.scheduler, *self.others):
             scheduler.catch_up()
+        if self.sources is not None and (self._watch is None or self._watch.done()):
+            self._watch = asyncio.create_task(self.sources.run(self.wake), name="sources-watch")
         return True
+
+    async def _stop_watching(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
 
     def _be(self, role: Role) -> None:
         self.role = role
         self._metrics.leader.set(1 if role == "leader" else 0)
+        if role != "leader" and self._watch is not None:
+            self._watch.cancel()  # only the leader watches; the next one loads the set afresh
+            self._watch = None
 
     def _stand_down(self, why: str) -> None:
         logger.warning("standing down: the leader lease is lost", extra={"why": why})
@@ -170,5 +195,7 @@ class Leader:
         """A new leader starts from what the previous one persisted (it may have been us)."""
         now = self._clock.now()
         self._pool.load(await self._store.load_keys(), now)
+        if self.sources is not None:
+            await self.sources.reload("leading")
         for scheduler in (self.scheduler, *self.others):
             await scheduler.load(now)

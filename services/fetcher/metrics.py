@@ -45,6 +45,13 @@ class FetcherMetrics:
             "Windows split with publishedBefore because they held more than search's ~500-result cap",
             registry=registry,
         )
+        self.sources_reloads = Counter(
+            "tubewatch_fetcher_sources_reloads",
+            "Loads of the followed queries and channels from MongoDB, by why: leading (a new leader),"
+            " opened (the change stream opened), change (a change came), reopen (after the stream broke)",
+            ["reason"],
+            registry=registry,
+        )
         self.cycle_seconds = Histogram("tubewatch_fetcher_cycle_seconds", "One poll cycle", registry=registry)
         self.publish_lag = Histogram(
             "tubewatch_fetcher_publish_lag_seconds",

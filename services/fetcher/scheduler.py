@@ -14,8 +14,10 @@ the walk changes for it.
 A scheduler spends one quota: its ``gate`` says when a call may be made again (the key pool for
 search; the units pool for channel reads, ``units_budget.py``) and its budget plans by it. So the
 search queries and the followed channels are two schedulers side by side under one leader. Its
-optional ``hooks`` choose the items before they are loaded (the followed set changes) and act
-after every cycle (the channels' new videos, batched across channels, go out there).
+optional ``hooks`` choose the items before they are loaded (the sources and the followed set
+change) and act after every cycle (the channels' new videos, batched across channels, go out
+there). Items may be registered and unregistered while a cycle runs (the sources changed): a new
+one is due at once, a removed one is skipped by the cycle under way.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class _Scheduled:
     item: WorkItem
     due: datetime | None = None  # None: due at once
     started: datetime | None = None  # the start of the cycle that last polled it
+    removed: bool = False  # unregistered: a cycle under way skips it
 
 
 class Scheduler:
@@ -148,6 +151,10 @@ class Scheduler:
         self._scheduled.append(_Scheduled(item))
 
     def unregister(self, name: str) -> None:
+        """The item is never polled again, not even later in a cycle under way (a poll in flight ends)."""
+        for scheduled in self._scheduled:
+            if scheduled.item.name == name:
+                scheduled.removed = True
         self._scheduled = [s for s in self._scheduled if s.item.name != name]
 
     @property
@@ -216,6 +223,8 @@ class Scheduler:
     async def _cycle(self, due: list[_Scheduled]) -> None:
         self.cycles += 1
         for scheduled in due:
+            if scheduled.removed:
+                continue
             try:
                 await scheduled.item.poll()
             except NoUsableKeyError:

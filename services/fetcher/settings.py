@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
 
 from services.common.poll_plan import Scheduling
 from services.common.redact import key_fingerprint
@@ -17,10 +14,8 @@ from services.common.settings import (
     LoggingSettings,
     MongoSettings,
     YouTubeSettings,
-    split_list,
 )
-
-CHANNEL_ID = re.compile(r"UC[A-Za-z0-9_-]{22}")
+from services.common.sources import SourcesSettings
 
 
 @dataclass(frozen=True)
@@ -59,7 +54,10 @@ def parse_key_entries(entries: list[str]) -> list[KeyEntry]:
     return list(parsed.values())
 
 
-class Settings(YouTubeSettings, AmqpSettings, MongoSettings, FetcherPortSettings, LoggingSettings):
+class Settings(YouTubeSettings, SourcesSettings, AmqpSettings, MongoSettings, FetcherPortSettings, LoggingSettings):
+    """SEARCH_QUERIES and FOLLOW_CHANNELS (SourcesSettings) seed the sources in MongoDB as
+    SOURCES_FROM_ENV says; the fetcher then follows what the sources say."""
+
     # First start without a watermark: look this far back.
     initial_lookback_seconds: float = Field(default=3600, ge=0)
     # Bounds a burst: at most this many search pages per poll of a query.
@@ -87,8 +85,6 @@ class Settings(YouTubeSettings, AmqpSettings, MongoSettings, FetcherPortSettings
     auto_follow_channels: int = Field(default=20, ge=0)
     auto_follow_window_days: float = Field(default=7, gt=0)
 
-    # Channels whose uploads playlists are read (UC + 22 characters), comma- or whitespace-separated.
-    follow_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Units (channels.list, playlistItems.list, videos.list: 1 a call) a Cloud project may spend per
     # Pacific-time day, and the share of them channel reads leave to videos.list.
     youtube_units_per_day: int = Field(default=10_000, ge=1)
@@ -98,18 +94,12 @@ class Settings(YouTubeSettings, AmqpSettings, MongoSettings, FetcherPortSettings
     max_channel_interval_seconds: float = Field(default=1800, gt=0)
     min_channel_interval_seconds: float = Field(default=30, gt=0)
 
-    @field_validator("follow_channels", mode="before")
+    @field_validator("search_queries")
     @classmethod
-    def _split_channels(cls, value: object) -> list[str]:
-        return split_list(value, r"[,\s]+")
-
-    @field_validator("follow_channels")
-    @classmethod
-    def _channel_ids(cls, value: list[str]) -> list[str]:
-        for channel_id in value:
-            if not CHANNEL_ID.fullmatch(channel_id):
-                raise ValueError(f"{channel_id!r} is not a channel id (UC and 22 of A-Z, a-z, 0-9, _ and -)")
-        return list(dict.fromkeys(value))
+    def _queries_not_empty(cls, value: list[str]) -> list[str]:
+        # Overrides SearchQuerySettings' check of the same name: the queries the fetcher searches
+        # are the sources in MongoDB, so an empty SEARCH_QUERIES seeds none and is no error.
+        return value
 
     @field_validator("youtube_api_keys")
     @classmethod
