@@ -193,3 +193,38 @@ async def ensure_search_index(es: AsyncElasticsearch, alias: str) -> str:
         # interrupted reindex: attaching the alias again is a no-op in the first case.
         await es.indices.put_alias(index=index, name=alias, is_write_index=True)
     return index
+
+
+# The percolator index: one stored query per configured search query, to tell which queries a video
+# found through a channel matches (services/indexer/percolator.py keeps it). Behind its own alias,
+# versioned by a fingerprint of what decides a match: the catalogue's analysis and the mapping of
+# the text fields the stored queries read, both taken from the catalogue's live index (so a changed
+# analyser or mapping gives a new percolator index) plus the query builder's output.
+PERCOLATOR_SUFFIX = "-queries"
+PERCOLATOR_QUERY_FIELD = "query"
+PERCOLATOR_TEXT_FIELD = "query_text"
+# What a percolated document holds: the fields the API's q searches (services/common/video_query.py).
+PERCOLATED_FIELDS = ("title", "channel_title", "description")
+
+
+def percolator_alias(alias: str) -> str:
+    return alias + PERCOLATOR_SUFFIX
+
+
+def percolator_index_body(catalogue_index: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings, mappings) of a percolator index for the catalogue index described by ``catalogue_index``
+    (one entry of ``indices.get``): its analysis and its text fields' mappings, copied as they are."""
+    properties = catalogue_index["mappings"]["properties"]
+    settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
+    analysis = catalogue_index["settings"]["index"].get("analysis")
+    if analysis:
+        settings["analysis"] = analysis
+    mappings = {
+        "dynamic": "strict",
+        "properties": {
+            **{name: properties[name] for name in PERCOLATED_FIELDS},
+            PERCOLATOR_QUERY_FIELD: {"type": "percolator"},
+            PERCOLATOR_TEXT_FIELD: {"type": "keyword"},
+        },
+    }
+    return settings, mappings

@@ -128,7 +128,12 @@ def search_counts_pipeline(since: datetime, until: datetime) -> list[dict[str, A
         {
             "$match": {
                 "published_at": {"$gte": since, "$lte": until},
-                "$or": [{"found_by.source": "search"}, {"queries.0": {"$exists": True}}],
+                # queries alone only for a video stored before found_by: a channel video's queries may
+                # be attributed by text (services/indexer/attribution.py), which is no search find.
+                "$or": [
+                    {"found_by.source": "search"},
+                    {"found_by": {"$exists": False}, "queries.0": {"$exists": True}},
+                ],
             }
         },
         {"$group": {"_id": "$channel_id", "count": {"$sum": 1}}},

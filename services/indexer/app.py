@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import pymongo
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
@@ -22,6 +23,7 @@ from services.common.clients import (
     open_mongo,
 )
 from services.common.service_app import add_readiness_check, add_service_routes
+from services.indexer.attribution import QueryAttribution
 from services.indexer.consumer import BatchIndexer
 from services.indexer.metrics import IndexerMetrics
 from services.indexer.settings import Settings
@@ -76,8 +78,21 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
         metrics = IndexerMetrics(registry)
         db = app[MONGO][settings.mongodb_database]
         upgrade = CatalogueUpgrade(settings, db, app[ELASTICSEARCH])
+        attribution = QueryAttribution(
+            db,
+            app[ELASTICSEARCH],
+            settings.elasticsearch_index,
+            search_queries=settings.search_queries,
+            window=timedelta(days=settings.auto_follow_window_days),
+            batch_size=settings.index_batch_size,
+        )
         writer = VideoWriter(
-            db, app[ELASTICSEARCH], settings.elasticsearch_index, timer=metrics.observe_store, upgrade=upgrade
+            db,
+            app[ELASTICSEARCH],
+            settings.elasticsearch_index,
+            timer=metrics.observe_store,
+            upgrade=upgrade,
+            attribution=attribution,
         )
         indexer = BatchIndexer(settings, writer, metrics)
         app[INDEXER] = indexer
@@ -86,11 +101,13 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
         task.add_done_callback(_report_crash)
         depth_task = asyncio.create_task(_watch_queue_depth(app[AMQP], indexer, settings), name="queue-depth")
         sweep_task = asyncio.create_task(upgrade.sweep_forever(), name="found-by-sweep")
+        reload_task = asyncio.create_task(attribution.reload_forever(), name="queries-reload")
         yield
         # Graceful stop: no new deliveries, finish and ack the batches in hand, then close. If a
         # store is out and the batches cannot finish in time, they stay unacked and are redelivered.
         depth_task.cancel()
         sweep_task.cancel()
+        reload_task.cancel()
         indexer.stop()
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=settings.index_shutdown_timeout_seconds)
@@ -101,10 +118,11 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
             logger.debug("consumer had failed before shutdown")
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-        for background in (depth_task, sweep_task):
+        for background in (depth_task, sweep_task, reload_task):
             with contextlib.suppress(asyncio.CancelledError):
                 await background
         await upgrade.close()
+        await attribution.close()
         await channel.close()
 
     return ctx

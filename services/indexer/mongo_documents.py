@@ -8,6 +8,12 @@ order. Every write bumps ``rev``, which Elasticsearch receives as the document's
 A video stored before ``found_by`` existed has only ``queries``: each query is a search entry
 (``FOUND_BY_OF_QUERIES``), which the merge adds too, so a document an older indexer wrote during an
 upgrade is completed by the next write.
+
+Attribution (``services/indexer/attribution.py``) adds to ``queries`` the configured queries a
+channel-found video matches by text, and lists those search has not confirmed in
+``text_matched_queries`` (MongoDB only: Elasticsearch tells them apart from ``found_by``, whose search
+entries are the confirmed ones). A search find of such a query takes it out of that list, so it turns
+from "text" to "search"; the two writes commute, whichever lands first.
 """
 
 from __future__ import annotations
@@ -52,10 +58,14 @@ def _snapshot(event: VideoEvent) -> dict[str, Any]:
     return snapshot
 
 
-# The search entries of a document's queries, in ``FoundBy.as_document`` form (same keys, same order).
+# The queries of a video attributed by text that no search has found it for yet.
+TEXT_MATCHED_FIELD = "text_matched_queries"
+
+# The search entries of a document's queries, in ``FoundBy.as_document`` form (same keys, same order):
+# all of them but those matched by text alone, which no search found.
 FOUND_BY_OF_QUERIES: dict[str, Any] = {
     "$map": {
-        "input": {"$ifNull": ["$queries", []]},
+        "input": {"$setDifference": [{"$ifNull": ["$queries", []]}, {"$ifNull": [f"${TEXT_MATCHED_FIELD}", []]}]},
         "as": "query",
         "in": {"source": {"$literal": "search"}, "query": "$$query"},
     }
@@ -110,6 +120,10 @@ def merge_pipeline(event: VideoEvent, now: datetime) -> list[dict[str, Any]]:
                 **fields,
                 "video_id": {"$literal": event.video_id},
                 "queries": {"$setUnion": [{"$ifNull": ["$queries", []]}, {"$literal": _queries(event)}]},
+                # Search found it for this query: no longer matched by text alone.
+                TEXT_MATCHED_FIELD: {
+                    "$setDifference": [{"$ifNull": [f"${TEXT_MATCHED_FIELD}", []]}, {"$literal": _queries(event)}]
+                },
                 # Whole entries compare equal only with the same keys in the same order, which
                 # as_document and FOUND_BY_OF_QUERIES guarantee; $setUnion then keeps one of each.
                 "found_by": {
@@ -120,6 +134,25 @@ def merge_pipeline(event: VideoEvent, now: datetime) -> list[dict[str, Any]]:
                     ]
                 },
                 "first_seen_at": {"$ifNull": ["$first_seen_at", {"$literal": now}]},
+                "updated_at": {"$literal": now},
+                "rev": {"$add": [{"$ifNull": ["$rev", 0]}, 1]},
+            }
+        }
+    ]
+
+
+def attribution_pipeline(queries: list[str], now: datetime) -> list[dict[str, Any]]:
+    """An update pipeline adding ``queries`` (matched by text) to a video: to ``queries``, and to
+    ``text_matched_queries`` those no search found it for (not in ``queries`` yet)."""
+    matched = {"$literal": sorted(queries)}
+    stored = {"$ifNull": ["$queries", []]}
+    return [
+        {
+            "$set": {
+                "queries": {"$setUnion": [stored, matched]},
+                TEXT_MATCHED_FIELD: {
+                    "$setUnion": [{"$ifNull": [f"${TEXT_MATCHED_FIELD}", []]}, {"$setDifference": [matched, stored]}]
+                },
                 "updated_at": {"$literal": now},
                 "rev": {"$add": [{"$ifNull": ["$rev", 0]}, 1]},
             }

@@ -7,7 +7,7 @@ earlier in this very batch) is redone as the merging update of ``mongo_documents
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,12 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from services.common.catalogue import VIDEOS_COLLECTION, ensure_mongo_indexes
 from services.common.errors import StoreUnavailableError
 from services.common.events import VideoEvent
-from services.indexer.mongo_documents import MONGO_SEARCH_PROJECTION, merge_pipeline, new_document
+from services.indexer.mongo_documents import (
+    MONGO_SEARCH_PROJECTION,
+    attribution_pipeline,
+    merge_pipeline,
+    new_document,
+)
 from services.indexer.mongo_errors import (
     DOCUMENT_REFUSALS,
     MONGODB,
@@ -135,3 +140,19 @@ class MongoWriter:
             except PyMongoError as exc:
                 raise unavailable(exc) from exc
         return duplicates
+
+
+async def write_text_matches(
+    db: AsyncDatabase[dict[str, Any]], docs: Sequence[Mapping[str, Any]], matched: Sequence[set[str]], now: datetime
+) -> set[str]:
+    """Write each document's matched queries that it does not hold yet; returns the changed video ids."""
+    updates: list[UpdateOne] = []
+    changed: set[str] = set()
+    for doc, queries in zip(docs, matched, strict=True):
+        new = queries - set(doc.get("queries") or [])
+        if new:
+            updates.append(UpdateOne({"video_id": doc["video_id"]}, attribution_pipeline(sorted(new), now)))
+            changed.add(doc["video_id"])
+    if updates:
+        await db[VIDEOS_COLLECTION].bulk_write(updates, ordered=False)
+    return changed

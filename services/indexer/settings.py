@@ -1,4 +1,6 @@
-"""The indexer's settings: batching, concurrency, retries and shutdown of the consumer; reindex's sizes and timing."""
+"""The indexer's settings: batching, concurrency, retries and shutdown of the consumer; reindex's sizes and
+timing; the configured queries (SEARCH_QUERIES until the sources are seeded) and the window attribution
+looks back over when a query is added."""
 
 from __future__ import annotations
 
@@ -10,10 +12,13 @@ from services.common.settings import (
     IndexerPortSettings,
     LoggingSettings,
     MongoSettings,
+    SearchQuerySettings,
 )
 
 
-class Settings(AmqpSettings, MongoSettings, ElasticsearchSettings, IndexerPortSettings, LoggingSettings):
+class Settings(
+    AmqpSettings, MongoSettings, ElasticsearchSettings, IndexerPortSettings, LoggingSettings, SearchQuerySettings
+):
     index_batch_size: int = Field(default=500, ge=1, le=10_000)
     index_batch_max_wait_ms: int = Field(default=200, ge=1, le=60_000)
     # Unacked messages the broker lets one indexer hold: enough to fill the batches in flight.
@@ -39,3 +44,6 @@ class Settings(AmqpSettings, MongoSettings, ElasticsearchSettings, IndexerPortSe
     # reindex: documents changed this long before the scan began are copied again after the swap,
     # covering clock differences between indexer hosts (copying a document twice is harmless).
     reindex_clock_skew_seconds: float = Field(default=60.0, ge=0)
+    # A query added later is attributed to the channel-found videos published this many days back:
+    # the fetcher's auto-follow window (same variable, same default), the span a query's videos matter in.
+    auto_follow_window_days: float = Field(default=7, gt=0)

@@ -1,7 +1,9 @@
 """``VideoWriter``: stores a batch of video events in MongoDB (the system of record), then Elasticsearch.
 
 The steps of ``write_batch``, in order: MongoDB inserts or merges each event (``mongo_writer``);
-the merged videos are read back; Elasticsearch indexes them all in one bulk (``es_bulk``). Every
+the merged videos are read back; with ``attribution``, the videos found through a channel get the
+configured queries they match (``attribution``, one percolate request); Elasticsearch indexes them
+all in one bulk (``es_bulk``). Every
 write is idempotent, so a batch may be written again after any failure.
 
 Failures are sorted into two kinds (``mongo_errors``, ``es_errors``). A store that cannot take the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
@@ -26,6 +29,7 @@ from services.common.errors import StoreUnavailableError
 from services.common.events import VideoEvent
 from services.common.timefmt import truncate_to_ms, utc_now
 from services.indexer import es_errors, mongo_errors
+from services.indexer.attribution import QueryAttribution
 from services.indexer.es_bulk import bulk_index
 from services.indexer.mongo_errors import MONGODB
 from services.indexer.mongo_writer import MongoWriter
@@ -44,12 +48,14 @@ class VideoWriter:
         timer: StoreTimer | None = None,
         *,
         upgrade: CatalogueUpgrade | None = None,
+        attribution: QueryAttribution | None = None,
     ) -> None:
         self._mongo = MongoWriter(db)
         self._es = es
         self._alias = alias
         self._timer = timer
         self._upgrade = upgrade
+        self._attribution = attribution
         self._prepared = False
 
     async def prepare(self) -> None:
@@ -66,6 +72,8 @@ class VideoWriter:
                 await self._upgrade.run()
             else:
                 await ensure_search_index(self._es, self._alias)
+            if self._attribution is not None:
+                await self._attribution.prepare()
         except (TransportError, ApiError) as exc:
             raise es_errors.unavailable(exc) from exc
         except PyMongoError as exc:
@@ -87,11 +95,28 @@ class VideoWriter:
         started = time.perf_counter()
         written = await self._mongo.write(events, now)
         docs = list(written.inserted.values()) + await self._mongo.read_back(written.updated)
+        if self._attribution is not None:
+            docs = await self._attribute(events, docs, now)
         search_started = time.perf_counter()
         self._time(MONGODB, search_started - started)
         search_rejected = await self._index(docs)
         self._time(es_errors.ELASTICSEARCH, time.perf_counter() - search_started)
         return [written.rejected.get(i) or search_rejected.get(e.video_id) for i, e in enumerate(events)]
+
+    async def _attribute(
+        self, events: Sequence[VideoEvent], docs: list[dict[str, Any]], now: datetime
+    ) -> list[dict[str, Any]]:
+        """``docs`` with the configured queries their channel-found videos match (those read back)."""
+        assert self._attribution is not None
+        channel_found = {e.video_id for e in events if e.found_by.source == "channel"}
+        try:
+            changed = await self._attribution.attribute(docs, channel_found, now)
+        except StoreUnavailableError:
+            self._prepared = False  # the percolator index may be gone with Elasticsearch's data
+            raise
+        if not changed:
+            return docs
+        return [doc for doc in docs if doc["video_id"] not in changed] + await self._mongo.read_back(changed)
 
     async def _index(self, docs: list[dict[str, Any]]) -> dict[str, str]:
         try:

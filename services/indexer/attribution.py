@@ -1,0 +1,135 @@
+"""``QueryAttribution``: which configured queries a video found through a followed channel belongs to.
+
+Search tells which query found a video; a followed channel's upload comes with no query. So, in the
+batch that stores it, the indexer percolates every channel-found video against the configured queries
+(``QueryPercolator``, one percolate request per batch) and adds each query it matches to its
+``queries``, as matched by text (``mongo_documents.attribution_pipeline``), before the batch goes to
+Elasticsearch. A search find of that query later makes it matched by search. Only channel finds are
+percolated: a search find already belongs to its query, and percolating every video would cost every
+batch a request for nothing new.
+
+The configured queries are the query sources in MongoDB (``services.common.sources``) once they are
+seeded, paused ones too (pausing stops the searches, not what a video is about), and SEARCH_QUERIES
+before. They are read at start and every ``_RELOAD_SECONDS``; a query the percolator index did not
+hold is percolated backwards over the channel-found videos published in the last
+``AUTO_FOLLOW_WINDOW_DAYS`` (``attribution_backfill``) by a background task, so attribution does not
+depend on when a query was added. A changed query is a new text, hence a new query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from services.common.sources import load_marker, load_sources
+from services.common.timefmt import utc_now
+from services.indexer import es_errors, mongo_errors
+from services.indexer.attribution_backfill import attribute_backwards
+from services.indexer.mongo_writer import write_text_matches
+from services.indexer.percolator import QueryPercolator
+
+logger = logging.getLogger(__name__)
+
+# How often the configured queries are read again (they are data in MongoDB, changed by the admin API).
+_RELOAD_SECONDS = 60.0
+
+
+async def configured_queries(db: AsyncDatabase[dict[str, Any]], from_environment: Sequence[str]) -> list[str]:
+    """The query sources once seeded (oldest first), else SEARCH_QUERIES."""
+    # The marker first: the seed writes it with the queries in one transaction, so once it is seen the
+    # queries are too (reading the queries first could see none and then the marker of a seed between).
+    if await load_marker(db) is None:
+        return list(dict.fromkeys(from_environment))
+    return [query.text for query in (await load_sources(db)).queries]
+
+
+class QueryAttribution:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        es: AsyncElasticsearch,
+        alias: str,
+        *,
+        search_queries: Sequence[str],
+        window: timedelta,
+        batch_size: int = 500,
+    ) -> None:
+        self._db = db
+        self._es = es
+        self._alias = alias
+        self._search_queries = list(search_queries)
+        self._window = window
+        self._batch_size = batch_size
+        self.percolator = QueryPercolator(es, alias)
+        self.queries: list[str] = []
+        self._backfills: set[asyncio.Task[int]] = set()
+
+    async def prepare(self) -> None:
+        """Sync the percolator index with the configured queries (the catalogue's index must exist);
+        start percolating backwards the queries it did not hold."""
+        queries = await configured_queries(self._db, self._search_queries)
+        new = await self.percolator.sync(queries)
+        self.queries = queries
+        if new:
+            self._start_backfill(new)
+
+    async def attribute(self, docs: list[dict[str, Any]], channel_found: set[str], now: datetime) -> set[str]:
+        """Add to the channel-found ``docs`` (MongoDB documents, read with the search projection) the
+        queries each matches; returns the video ids whose MongoDB document changed (to be read back)."""
+        candidates = [doc for doc in docs if doc["video_id"] in channel_found]
+        if not candidates or not self.queries:
+            return set()
+        try:
+            matched = await self.percolator.matches(candidates)
+        except (TransportError, ApiError) as exc:
+            raise es_errors.unavailable(exc) from exc
+        try:
+            return await write_text_matches(self._db, candidates, matched, now)
+        except PyMongoError as exc:
+            raise mongo_errors.unavailable(exc) from exc
+
+    async def reload_forever(self) -> None:
+        """Every ``_RELOAD_SECONDS``, pick up queries added, changed or removed in the sources."""
+        while True:
+            await asyncio.sleep(_RELOAD_SECONDS)
+            try:
+                if await configured_queries(self._db, self._search_queries) != self.queries:
+                    await self.prepare()
+            except Exception as exc:  # a store outage: the consumer reports it; the next round retries
+                logger.debug("could not reload the configured queries", extra={"error": str(exc)[:300]})
+
+    async def wait_backfills(self) -> None:
+        """Until the backward attributions under way are done (tests and the bench wait on this)."""
+        while self._backfills:
+            await asyncio.gather(*self._backfills, return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._backfills):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._backfills, return_exceptions=True)
+
+    def _start_backfill(self, queries: list[str]) -> None:
+        since = utc_now() - self._window
+        task = asyncio.create_task(
+            attribute_backwards(
+                self._db, self._es, self._alias, self.percolator, queries, since=since, batch_size=self._batch_size
+            ),
+            name="attribution-backfill",
+        )
+        self._backfills.add(task)
+        task.add_done_callback(self._backfill_done)
+
+    def _backfill_done(self, task: asyncio.Task[int]) -> None:
+        self._backfills.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The queries stay in the percolator index, so a restart would not redo it: say so loudly.
+            logger.error("backward attribution failed; restart the indexer to retry", exc_info=task.exception())
