@@ -1,10 +1,15 @@
-"""The scheduler under changing sources: an item unregistered mid-cycle is skipped, one registered is due at once."""
+"""The fetcher under changing sources: an item unregistered mid-cycle is skipped, one registered is due at once;
+the query roster follows the source set's searched queries and their weights."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from typing import Any, cast
 
-from tests.unit.test_fetcher_scheduler import Item, make
+from services.common.sources import QuerySource, SourceSet
+from services.fetcher.query_roster import QueryRoster
+from tests.unit.test_fetcher_scheduler import NOON, Item, make
 
 
 async def test_an_item_unregistered_during_a_cycle_is_not_polled_later_in_it() -> None:
@@ -24,3 +29,29 @@ async def test_an_item_unregistered_during_a_cycle_is_not_polled_later_in_it() -
     polls.clear()
     await scheduler.turn(asyncio.Event())
     assert [name for name, _ in polls] == ["d"], "the new item is due at once, the others at their interval"
+
+
+def _query(text: str, *, weight: float = 1.0, paused: bool = False) -> QuerySource:
+    return QuerySource.model_validate(
+        {
+            "_id": "q_" + hashlib.sha256(text.encode()).hexdigest()[:16],
+            "text": text,
+            "weight": weight,
+            "paused": paused,
+            "created_at": NOON,
+            "updated_at": NOON,
+        }
+    )
+
+
+async def test_the_query_roster_searches_the_sources_queries_with_their_weights() -> None:
+    scheduler, *_ = make(names=())
+    # Parts are used only by a query's load and polls; a known query's change needs neither.
+    roster = QueryRoster(policy=cast(Any, None), parts=cast(Any, None))
+    await roster.follow(SourceSet((_query("cricket"), _query("football"), _query("golf", paused=True))), NOON)
+    await roster.prepare(scheduler, NOON)
+    assert [item.name for item in scheduler.items] == ["cricket", "football"], "a paused query is not searched"
+
+    await roster.follow(SourceSet((_query("cricket", weight=3.0), _query("football", paused=True))), NOON)
+    assert [item.name for item in scheduler.items] == ["cricket"]
+    assert [item.plan_inputs().weight for item in scheduler.items] == [3.0], "the weight goes into the plan"
