@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.api.channel_status import AutoFollowStatus, FollowedChannel, UnitsPool
 from services.api.errors import ErrorCode
 from services.common.events import ChannelVia
+from services.common.video_query import MatchedBy
 
 
 class _Model(BaseModel):
@@ -68,6 +69,14 @@ class Video(_Model):
             "How the video was found, each way once: by a configured search query, or in a followed channel's "
             "uploads. A video stored before channels were followed lists the queries whose search found it."
         )
+    )
+    matched: dict[str, MatchedBy] = Field(
+        description=(
+            "The configured queries the video belongs to (it is listed under query= for each): search when the "
+            "query's search found it, text when it was found in a followed channel's uploads and its title, "
+            "channel title or description matches the query (whole words, stemmed as q is), until search finds it."
+        ),
+        examples=[{"cricket": "search", "test match": "text"}],
     )
 
 

@@ -81,6 +81,10 @@ def mongo_filter(filters: Filters, snapshot_ms: int | None) -> dict[str, Any]:
         query["published_at"] = published
     if filters.query is not None:
         query["queries"] = filters.query
+        if filters.matched is not None:
+            # The indexer lists a query matched by text alone in text_matched_queries (MongoDB only).
+            text_only = filters.query if filters.matched == "text" else {"$ne": filters.query}
+            query["text_matched_queries"] = text_only
     if filters.found_by is not None:
         query |= found_by_filter(filters.found_by)
     if snapshot_ms is not None:

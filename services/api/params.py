@@ -22,7 +22,7 @@ from services.api.buckets import TOO_MANY_BUCKETS, HistogramInterval, too_many_b
 from services.api.errors import ApiError, invalid
 from services.common.events import VIDEO_ID_PATTERN, FoundBySource
 from services.common.timefmt import parse_duration, to_epoch_ms
-from services.common.video_query import Filters, SortOrder
+from services.common.video_query import Filters, MatchedBy, SortOrder
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
@@ -156,7 +156,17 @@ class FilterParams(Params):
         default=None,
         min_length=1,
         max_length=500,
-        description="Only videos found by this configured search query (see /api/v1/queries).",
+        description=(
+            "Only videos that belong to this configured search query (see /api/v1/queries): found by its search, "
+            "or found in a followed channel's uploads with text matching it (see matched)."
+        ),
+    )
+    matched: MatchedBy | None = Field(
+        default=None,
+        description=(
+            "With query: only the videos search found for it (search), or only those whose text matched it and "
+            "that its search has not found (yet) (text)."
+        ),
     )
     found_by: FoundBySource | None = Field(
         default=None,
@@ -180,6 +190,7 @@ class FilterParams(Params):
             query=self.query,
             published_within_ms=None if within is None else within // timedelta(milliseconds=1),
             found_by=self.found_by,
+            matched=self.matched,
         )
 
     @model_validator(mode="after")
@@ -188,6 +199,8 @@ class FilterParams(Params):
         after, before = filters.published_after_ms, filters.published_before_ms
         if after is not None and before is not None and after > before:
             raise _broken_rule("published_after", "published_after is later than published_before")
+        if self.matched is not None and self.query is None:
+            raise _broken_rule("matched", "matched needs query")
         return self
 
 

@@ -62,6 +62,18 @@ def public_found_by(doc: dict[str, Any]) -> list[dict[str, str]]:
     return entries
 
 
+def public_matched(doc: dict[str, Any], found_by: list[dict[str, str]]) -> dict[str, str]:
+    """The configured queries the video belongs to, each ``search`` (its search found the video) or
+    ``text`` (a followed channel's video whose text matches it, not found by its search yet).
+
+    Read from ``queries`` and the search entries of ``found_by`` alone, which both stores hold the
+    same way (the indexer's ``text_matched_queries`` lists the same text matches, in MongoDB only).
+    """
+    searched = {entry["query"] for entry in found_by if entry["source"] == "search"}
+    queries = [query for query in doc.get("queries") or [] if isinstance(query, str)]
+    return {query: "search" if query in searched else "text" for query in sorted(set(queries))}
+
+
 def public_video(doc: dict[str, Any], published_at_ms: int | None = None) -> dict[str, Any]:
     """``published_at_ms`` saves parsing the stored date when the caller has it (a sort value)."""
     video_id = doc["video_id"]
@@ -71,6 +83,7 @@ def public_video(doc: dict[str, Any], published_at_ms: int | None = None) -> dic
         thumb = stored_thumbnails.get(name)
         if isinstance(thumb, dict):
             thumbnails[name] = {"url": thumb.get("url"), "width": thumb.get("width"), "height": thumb.get("height")}
+    found_by = public_found_by(doc)
     return {
         "video_id": video_id,
         "title": doc.get("title") or "",
@@ -82,5 +95,6 @@ def public_video(doc: dict[str, Any], published_at_ms: int | None = None) -> dic
         "url": video_url(video_id),
         "duration_seconds": doc.get("duration_seconds"),
         "view_count": doc.get("view_count"),
-        "found_by": public_found_by(doc),
+        "found_by": found_by,
+        "matched": public_matched(doc, found_by),
     }

@@ -15,6 +15,9 @@ from typing import Any, Literal
 from services.common.events import FoundBySource
 
 SortOrder = Literal["-published_at", "published_at", "relevance"]
+# How a video belongs to a configured query: search found it for the query, or (a followed channel's
+# video) its text matches the query (services/indexer/attribution.py).
+MatchedBy = Literal["search", "text"]
 
 TEXT_FIELDS = ["title^3", "channel_title^2", "description"]
 PREFIX_FIELDS = ["title.prefix^2", "description.prefix"]
@@ -71,8 +74,9 @@ _PLAIN_WORD = re.compile(r"[^\s\"()|+\-*~\\][^\s\"()|*~\\]*")
 
 @dataclass(frozen=True)
 class Filters:
-    """What a listing is narrowed to: q, channels, publish-time bounds (epoch ms), a configured query,
-    how the videos were found (``found_by``: at least one find of that source).
+    """What a listing is narrowed to: q, channels, publish-time bounds (epoch ms), a configured query
+    (``matched``: only the videos that belong to it that way), how the videos were found (``found_by``:
+    at least one find of that source).
 
     ``published_within_ms`` is a bound relative to a moment ("the last day"): ``at(moment)`` turns it
     into a lower bound before any query is built from the filters.
@@ -85,6 +89,7 @@ class Filters:
     query: str | None = None
     published_within_ms: int | None = None
     found_by: FoundBySource | None = None
+    matched: MatchedBy | None = None
 
     def canonical(self) -> dict[str, Any]:
         canonical: dict[str, Any] = {
@@ -98,6 +103,8 @@ class Filters:
             canonical["within"] = self.published_within_ms
         if self.found_by is not None:  # likewise
             canonical["found_by"] = self.found_by
+        if self.matched is not None:  # likewise
+            canonical["matched"] = self.matched
         return canonical
 
     def at(self, moment_ms: int) -> Filters:
@@ -187,6 +194,8 @@ def filter_clauses(filters: Filters, snapshot_ms: int | None) -> list[dict[str, 
         clauses.append({"range": {"published_at": bounds}})
     if filters.query is not None:
         clauses.append({"term": {"queries": filters.query}})
+        if filters.matched is not None:
+            clauses.append(matched_clause(filters.query, filters.matched))
     if filters.found_by is not None:
         clauses.append(found_by_clause(filters.found_by))
     if snapshot_ms is not None:
@@ -207,6 +216,19 @@ def found_by_clause(source: FoundBySource) -> dict[str, Any]:
         "bool": {"filter": [{"exists": {"field": "queries"}}], "must_not": [{"exists": {"field": "found_by"}}]}
     }
     return {"bool": {"should": [found, before_found_by], "minimum_should_match": 1}}
+
+
+def matched_clause(query: str, matched: MatchedBy) -> dict[str, Any]:
+    """Of the videos holding ``query``, those search found for it, or those matched by text alone.
+
+    A search find of the query is a found_by entry naming it (only search entries have a query); a
+    video stored before found_by existed was found by search for each of its queries.
+    """
+    searched = {"term": {"found_by.query": query}}
+    before_found_by = {"bool": {"must_not": [{"exists": {"field": "found_by"}}]}}
+    if matched == "search":
+        return {"bool": {"should": [searched, before_found_by], "minimum_should_match": 1}}
+    return {"bool": {"filter": [{"exists": {"field": "found_by"}}], "must_not": [searched]}}
 
 
 def build_query(

@@ -37,6 +37,7 @@ _TAG_PREFIX = "tag:tubewatch,2026:feeds/videos/"
 # A Host header fit to start a link with: a name or IPv4 address, or a bracketed IPv6 one; a port.
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 _SPAN_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+_MATCHED_WORDS = {"search": "confirmed by its search", "text": "matched by text, not by its search"}
 _FOUND_BY_WORDS = {"search": "found by search", "channel": "found in followed channels' uploads"}
 
 
@@ -62,6 +63,8 @@ def filter_pairs(filters: Filters) -> list[tuple[str, str]]:
         pairs.append(("published_within", format_duration(timedelta(milliseconds=filters.published_within_ms))))
     if filters.query is not None:
         pairs.append(("query", filters.query))
+    if filters.matched is not None:
+        pairs.append(("matched", filters.matched))
     if filters.found_by is not None:
         pairs.append(("found_by", filters.found_by))
     return pairs
@@ -91,6 +94,8 @@ def feed_title(filters: Filters) -> str:
         parts.append(f"from channel{'s' if len(channels) > 1 else ''} {', '.join(channels)}")
     if filters.query is not None:
         parts.append(f"found by the search query “{filters.query}”")
+    if filters.matched is not None:
+        parts.append(_MATCHED_WORDS[filters.matched])
     if filters.found_by is not None:
         parts.append(_FOUND_BY_WORDS[filters.found_by])
     if filters.published_within_ms is not None:

@@ -1,0 +1,122 @@
+"""Attribution's pure parts: the percolator index derived from the catalogue's, its stored queries built
+like the API's q with whole words, the public matched, and the matched filter in both stores."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from services.api.errors import ApiError
+from services.api.handlers.feeds import feed_head, filter_pairs
+from services.api.models import Video
+from services.api.mongo_store import mongo_filter
+from services.api.params import FeedParams, HistogramParams, VideoListParams, parse_query_string
+from services.api.video_shape import public_video
+from services.common.catalogue import (
+    PERCOLATED_FIELDS,
+    SEARCH_INDEX_MAPPINGS,
+    SEARCH_INDEX_SETTINGS,
+    percolator_alias,
+    percolator_index_body,
+)
+from services.common.events import FoundBy
+from services.common.video_query import Filters, build_query, text_query
+from services.indexer.percolator import percolator_fingerprint, query_id, stored_query
+
+CHANNEL = "UC" + "a" * 22
+
+
+def catalogue_index(settings: dict[str, Any] | None = None, mappings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An entry of indices.get for a catalogue index (settings under index., as Elasticsearch answers)."""
+    return {
+        "settings": {"index": settings or SEARCH_INDEX_SETTINGS},
+        "mappings": mappings or SEARCH_INDEX_MAPPINGS,
+    }
+
+
+def test_the_percolator_index_copies_the_catalogues_analysis_and_text_fields() -> None:
+    settings, mappings = percolator_index_body(catalogue_index())
+    assert settings["analysis"] == SEARCH_INDEX_SETTINGS["analysis"]
+    for name in PERCOLATED_FIELDS:
+        assert mappings["properties"][name] == SEARCH_INDEX_MAPPINGS["properties"][name]
+    assert mappings["properties"]["query"] == {"type": "percolator"}
+    assert mappings["dynamic"] == "strict"
+    assert percolator_alias("videos") == "videos-queries"
+
+
+def test_an_analyser_or_mapping_change_of_the_catalogue_changes_the_percolator_fingerprint() -> None:
+    base = percolator_fingerprint(*percolator_index_body(catalogue_index()))
+    analysis = copy.deepcopy(SEARCH_INDEX_SETTINGS)
+    analysis["analysis"]["filter"]["prefix_edge"]["max_gram"] = 15
+    mapping = copy.deepcopy(SEARCH_INDEX_MAPPINGS)
+    mapping["properties"]["title"]["analyzer"] = "standard"
+    assert percolator_fingerprint(*percolator_index_body(catalogue_index(settings=analysis))) != base
+    assert percolator_fingerprint(*percolator_index_body(catalogue_index(mappings=mapping))) != base
+    assert percolator_fingerprint(*percolator_index_body(catalogue_index())) == base
+
+
+def test_a_stored_query_is_the_apis_q_with_whole_words_and_no_prefix() -> None:
+    stored = stored_query("test match")
+    assert stored["query"] == text_query("test match", whole_words=True)
+    assert (
+        stored["query"] == build_query(Filters(q="test match"), None, scored=True, whole_words=True)["bool"]["must"][0]
+    )
+    assert "prefix" not in str(stored["query"])  # the API's q prefixes the last word; attribution never
+    assert "prefix" in str(text_query("test match"))
+    assert stored["query_text"] == "test match"
+    assert query_id("test match") == query_id("test match") != query_id("test matches")
+
+
+def _doc(**fields: Any) -> dict[str, Any]:
+    return {"video_id": "abcdefghijk", "title": "t", "published_at": "2026-11-24T12:00:00Z"} | fields
+
+
+def test_matched_says_search_for_the_queries_search_found_and_text_for_the_others() -> None:
+    found_by = [FoundBy.channel(CHANNEL).as_document(), FoundBy.search("bowl").as_document()]
+    video = public_video(_doc(found_by=found_by, queries=["test match", "bowl"]))
+    assert video["matched"] == {"bowl": "search", "test match": "text"}
+    Video.model_validate(video)
+    # Stored before found_by: every query was a search find.
+    assert public_video(_doc(queries=["cricket"]))["matched"] == {"cricket": "search"}
+    assert public_video(_doc(found_by=found_by[:1]))["matched"] == {}
+
+
+@pytest.mark.parametrize("model", [VideoListParams, HistogramParams, FeedParams])
+def test_matched_narrows_query_and_needs_it(model: Any) -> None:
+    assert parse_query_string("query=bowl&matched=text", model).filters().matched == "text"
+    for raw in ("matched=search", "query=bowl&matched=push", "query=bowl&matched="):
+        with pytest.raises(ApiError) as caught:
+            parse_query_string(raw, model)
+        assert (caught.value.status, caught.value.parameter) == (400, "matched")
+
+
+def test_matched_binds_cursors_and_feeds_and_leaves_other_fingerprints_alone() -> None:
+    plain = Filters(query="bowl")
+    assert "matched" not in plain.canonical()
+    assert Filters(query="bowl", matched="text").canonical() != Filters(query="bowl", matched="search").canonical()
+    filters = Filters(query="bowl", matched="search")
+    assert filter_pairs(filters) == [("query", "bowl"), ("matched", "search")]
+    assert feed_head(filters, "https://tw.example").title.endswith("“bowl”, confirmed by its search")
+
+
+def test_elasticsearch_tells_search_from_text_by_the_search_entries_of_found_by() -> None:
+    search = build_query(Filters(query="bowl", matched="search"), None, scored=False)["bool"]["filter"]
+    assert search[0] == {"term": {"queries": "bowl"}}
+    assert {"term": {"found_by.query": "bowl"}} in search[1]["bool"]["should"]
+    text = build_query(Filters(query="bowl", matched="text"), None, scored=False)["bool"]["filter"]
+    assert text[1] == {
+        "bool": {"filter": [{"exists": {"field": "found_by"}}], "must_not": [{"term": {"found_by.query": "bowl"}}]}
+    }
+
+
+def test_mongodb_tells_search_from_text_by_the_indexers_text_matched_queries() -> None:
+    assert mongo_filter(Filters(query="bowl", matched="text"), None) == {
+        "queries": "bowl",
+        "text_matched_queries": "bowl",
+    }
+    assert mongo_filter(Filters(query="bowl", matched="search"), None) == {
+        "queries": "bowl",
+        "text_matched_queries": {"$ne": "bowl"},
+    }
