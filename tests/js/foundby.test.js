@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 
-import { foundByLabels } from "../../services/api/static/js/foundby.js";
+import { foundByLabels, textMatchLabels } from "../../services/api/static/js/foundby.js";
 
 const CHANNEL = { source: "channel", channel_id: "UCaaaaaaaaaaaaaaaaaaaaaa", via: "poll" };
 
@@ -36,4 +36,18 @@ test("what the page does not know is left out, and nothing is no label", () => {
   assert.deepEqual(foundByLabels(undefined), []);
   assert.deepEqual(foundByLabels([]), []);
   assert.deepEqual(foundByLabels([null, "search", { source: "rumour" }, { source: "search" }]), []);
+});
+
+test("a query the video matches by text alone is marked, one search confirmed is not", () => {
+  const labels = textMatchLabels({ cricket: "search", "test match": "text", bowl: "text" });
+  assert.deepEqual(
+    labels.map((label) => [label.source, label.text]),
+    [
+      ["text", "text: bowl"],
+      ["text", "text: test match"],
+    ],
+  );
+  assert.match(labels[0].title, /has not found it/);
+  assert.deepEqual(textMatchLabels(undefined), []);
+  assert.deepEqual(textMatchLabels({ cricket: "search", odd: "rumour" }), []);
 });

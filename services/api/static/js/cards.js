@@ -2,7 +2,7 @@
 
 import { h } from "./dom.js";
 import { formatAbsolute, formatDuration, formatRelative, formatViews } from "./format.js";
-import { foundByLabels } from "./foundby.js";
+import { foundByLabels, textMatchLabels } from "./foundby.js";
 
 const THUMBNAIL_PREFERENCE = ["medium", "high", "default"];
 const HUES = 8;
@@ -54,7 +54,7 @@ function thumbnail(video, link) {
 
 // Where the video came from: a search query, a followed channel, or both.
 function foundBy(video) {
-  const labels = foundByLabels(video.found_by);
+  const labels = [...foundByLabels(video.found_by), ...textMatchLabels(video.matched)];
   if (!labels.length) return null;
   return h(
     "p",
