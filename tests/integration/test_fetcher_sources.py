@@ -294,3 +294,54 @@ def _true(value: bool) -> Any:
         return value
 
     return holds()
+
+
+async def test_a_standby_that_takes_over_searches_the_changed_set(
+    stack: StackSettings,
+    queue_names: QueueNames,
+    mongo_db: AsyncDatabase[dict[str, Any]],
+    amqp: aio_pika.abc.AbstractRobustConnection,
+) -> None:
+    async with rig(stack, queue_names, mongo_db, amqp, poll_interval_seconds=600) as r:
+        env = fetcher_env(
+            stack,
+            queue_names,
+            mongo_db.name,
+            r.emulator,
+            youtube_api_keys=fake_key("sources"),
+            poll_interval_seconds=600,
+            initial_lookback_seconds=600,
+        )
+        async with in_process_fetcher(env, EmulatorDrivenClock(r.emulator)) as standby:
+
+            async def standing_by() -> bool:
+                return (await standby.health()).get("role") == "standby"
+
+            await wait_until(standing_by, within=30, what="the second fetcher standing by")
+            revision = await r.revision()
+            [cricket] = await r.admin.queries()
+            await r.admin.add_query(ACTOR, "world cup", 1.0, r.now())
+            await r.admin.patch_query(ACTOR, cricket.id, {"paused": True}, r.now())
+
+            async def both_applied() -> bool:
+                health = await r.fetcher.health()
+                return health.get("sources", {}).get("queries") == ["world cup"]
+
+            await wait_until(both_applied, within=20, what="the leader applying both changes")
+            assert await r.revision() > revision
+            assert "sources" not in await standby.health(), "only the leader watches"
+            # The leader's app shuts down as on SIGTERM: the cycle in hand ends, the lease is released.
+            await r.fetcher.client.close()
+            cricket_calls, world_cup_calls = r.searches("cricket"), r.searches("world cup")
+
+            async def leading() -> bool:
+                return (await standby.health()).get("role") == "leader"
+
+            await wait_until(leading, within=60, what="the standby taking over")
+            await wait_until(
+                lambda: _true(r.searches("world cup") > world_cup_calls), within=30, what="the new leader's search"
+            )
+            health = await standby.health()
+
+    assert health["sources"]["queries"] == ["world cup"]
+    assert r.searches("cricket") == cricket_calls, "the paused query stays paused under the new leader"
