@@ -7,8 +7,12 @@ import asyncio
 import hashlib
 from typing import Any, cast
 
+import pytest
+
+from services.common.settings import load_settings
 from services.common.sources import QuerySource, SourceSet
 from services.fetcher.query_roster import QueryRoster
+from services.fetcher.settings import Settings as FetcherSettings
 from tests.unit.test_fetcher_scheduler import NOON, Item, make
 
 
@@ -55,3 +59,13 @@ async def test_the_query_roster_searches_the_sources_queries_with_their_weights(
     await roster.follow(SourceSet((_query("cricket", weight=3.0), _query("football", paused=True))), NOON)
     assert [item.name for item in scheduler.items] == ["cricket"]
     assert [item.plan_inputs().weight for item in scheduler.items] == [3.0], "the weight goes into the plan"
+
+
+def test_a_fetcher_with_no_query_and_no_channel_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sources in MongoDB say what is searched: an empty SEARCH_QUERIES seeds none and is no error."""
+    monkeypatch.setenv("SEARCH_QUERIES", " , ")
+    monkeypatch.setenv("FOLLOW_CHANNELS", "")
+    settings = load_settings(FetcherSettings)
+    assert settings.search_queries == []
+    assert settings.follow_channels == []
+    assert settings.sources_from_env == "first"

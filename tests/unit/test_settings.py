@@ -42,7 +42,7 @@ def test_defaults_match_the_documented_contract(monkeypatch: pytest.MonkeyPatch)
         ("POLL_INTERVAL_SECONDS", "-1"),
         ("AMQP_URL", "http://127.0.0.1:5672/"),
         ("LOG_LEVEL", "chatty"),
-        ("SEARCH_QUERIES", " , "),
+        ("SOURCES_FROM_ENV", "sometimes"),
     ],
 )
 def test_a_wrong_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
