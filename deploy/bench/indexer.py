@@ -8,6 +8,9 @@ Elasticsearch, plus the batch latency the indexers report in /metrics.
 Phase 2 (reindex): tops MongoDB up to ``--reindex-docs`` videos (inserted directly, not timed) and
 times ``python -m services.indexer reindex`` building a new index from them.
 
+``--percolation both`` (default) runs phase 1 twice, without and with ``INDEX_ATTRIBUTION``: the
+``--channel-share`` of events found through a channel percolated against ``--queries`` queries.
+
 Everything uses private names (database, alias, queue) and is removed afterwards. Results are printed
 and written to ``.local/bench/indexer.json``. A benchmark, not a test: figures depend on the machine
 and on what else runs on it.
@@ -39,7 +42,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.catalogue import VIDEOS_COLLECTION, ensure_mongo_indexes
-from services.common.events import Thumbnail, VideoEvent
+from services.common.events import FoundBy, Thumbnail, VideoEvent
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
 from services.indexer.mongo_documents import new_document
@@ -51,8 +54,14 @@ _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_
 BASE_TIME = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def make_events(count: int, seed: int) -> list[VideoEvent]:
-    """Realistic events: emulator titles and search.list-length descriptions, 500 channels."""
+def configured_queries(count: int) -> list[str]:
+    """``count`` queries: the bench's own, then two-word ones of cricket vocabulary."""
+    words = ("bowling", "batting", "wicket", "innings", "stumps", "captain", "spin", "pace", "catch", "century")
+    return [*QUERIES, *(f"{a} {b}" for a in words for b in words if a < b)][:count]
+
+
+def make_events(count: int, seed: int, channel_share: float = 0.0) -> list[VideoEvent]:
+    """Realistic events (emulator titles, search.list-length descriptions, 500 channels), a share by channel."""
     rng = random.Random(seed)
     events = []
     for i in range(count):
@@ -61,10 +70,11 @@ def make_events(count: int, seed: int) -> list[VideoEvent]:
         text = make_text(query, rng, live=False, year=published.year, month=published.month, day=published.day)
         video_id = "".join(rng.choice(_ID_ALPHABET) for _ in range(10)) + _ID_ALPHABET[i % 64]
         channel = rng.randrange(500)
+        by_channel = rng.random() < channel_share
         events.append(
             VideoEvent(
                 video_id=video_id,
-                query=query,
+                found_by=FoundBy.channel(f"UC{channel:022d}") if by_channel else FoundBy.search(query),
                 title=text.title,
                 description=search_snippet(text.description),
                 published_at=published,
@@ -107,7 +117,9 @@ async def publish(amqp_url: str, names: QueueNames, bodies: list[bytes]) -> floa
         return len(bodies) / (time.perf_counter() - started)
 
 
-def indexer_env(stack: StackSettings, names: QueueNames, database: str, alias: str, port: int) -> dict[str, str]:
+def indexer_env(
+    stack: StackSettings, names: QueueNames, database: str, alias: str, port: int, *, queries: list[str] | None = None
+) -> dict[str, str]:
     return {
         **os.environ,
         "AMQP_URL": stack.amqp_url,
@@ -120,6 +132,8 @@ def indexer_env(stack: StackSettings, names: QueueNames, database: str, alias: s
         "INDEXER_PORT": str(port),
         "LOG_LEVEL": "WARNING",
         "REINDEX_OLD_INDEX_GRACE_SECONDS": "0",
+        "INDEX_ATTRIBUTION": "true" if queries else "false",
+        "SEARCH_QUERIES": ",".join(queries or QUERIES),
     }
 
 
@@ -190,7 +204,9 @@ async def wait_for_count(
     raise TimeoutError(f"not all {expected} videos stored within {within}s")
 
 
-async def pipeline_phase(args: argparse.Namespace, stack: StackSettings, run_id: str) -> dict[str, Any]:
+async def pipeline_phase(
+    args: argparse.Namespace, stack: StackSettings, run_id: str, *, percolation: bool = False
+) -> dict[str, Any]:
     names = QueueNames(exchange=f"{run_id}.videos", queue=f"{run_id}.videos.index")
     database, alias = run_id.replace("-", "_"), run_id
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
@@ -198,13 +214,14 @@ async def pipeline_phase(args: argparse.Namespace, stack: StackSettings, run_id:
     processes: list[asyncio.subprocess.Process] = []
     try:
         print(f"generating {args.events:,} events ...", flush=True)
-        bodies = [e.model_dump_json().encode() for e in make_events(args.events, seed=1)]
+        bodies = [e.model_dump_json().encode() for e in make_events(args.events, 1, args.channel_share)]
         print(f"publishing {len(bodies):,} events to {names.exchange} ...", flush=True)
         publish_rate = await publish(stack.amqp_url, names, bodies)
         print(f"  published at {publish_rate:,.0f} msg/s", flush=True)
         ports = [free_port() for _ in range(args.indexers)]
         for port in ports:
-            env = indexer_env(stack, names, database, alias, port)
+            queries = configured_queries(args.queries) if percolation else None
+            env = indexer_env(stack, names, database, alias, port, queries=queries)
             command = (sys.executable, "-m", "services.indexer")
             processes.append(await asyncio.create_subprocess_exec(*command, cwd=PROJECT_ROOT, env=env))
         cpu = [psutil.Process(p.pid) for p in processes]
@@ -238,6 +255,7 @@ async def pipeline_phase(args: argparse.Namespace, stack: StackSettings, run_id:
             count = sum(_labelled(text, "tubewatch_indexer_store_seconds_count", store) for text in texts)
             store_ms[store] = round(1000 * total / count, 1) if count else None
         result = {
+            "percolation": {"queries": args.queries, "channel_share": args.channel_share} if percolation else None,
             "events": args.events,
             "indexers": args.indexers,
             "publish_msgs_per_second": round(publish_rate),
@@ -342,6 +360,9 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events through RabbitMQ (phase 1)")
     parser.add_argument("--indexers", type=int, default=1, help="indexer processes sharing the queue")
     parser.add_argument("--reindex-docs", type=int, default=1_000_000, help="videos to reindex (phase 2); 0 skips")
+    parser.add_argument("--percolation", choices=("both", "on", "off"), default="both", help="attribution in phase 1")
+    parser.add_argument("--queries", type=int, default=20, help="configured queries percolated against")
+    parser.add_argument("--channel-share", type=float, default=0.5, help="share of events found through a channel")
     parser.add_argument("--keep", action="store_true", help="keep the database and index (for inspection)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -356,9 +377,15 @@ async def main() -> None:
             "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
         },
     }
-    if args.events:
-        results["pipeline"] = await pipeline_phase(args, stack, run_id)
-        print(json.dumps(results["pipeline"], indent=2), flush=True)
+    runs = {"both": (False, True), "on": (True,), "off": (False,)}[args.percolation]
+    for percolation in runs if args.events else ():
+        key = "pipeline_with_percolation" if percolation else "pipeline"
+        results[key] = await pipeline_phase(args, stack, f"{run_id}-{int(percolation)}", percolation=percolation)
+        print(key, json.dumps(results[key], indent=2), flush=True)
+    if len(runs) == 2 and args.events:
+        off, on = (results[key]["sustained_videos_per_second"] for key in ("pipeline", "pipeline_with_percolation"))
+        results["percolation_throughput_ratio"] = round(on / off, 3)
+        print(f"throughput with percolation: {on:,} videos/s, without: {off:,} ({on / off:.0%})", flush=True)
     if args.reindex_docs:
         results["reindex"] = await reindex_phase(args, stack, run_id)
         print(json.dumps(results["reindex"], indent=2), flush=True)

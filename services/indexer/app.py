@@ -78,7 +78,7 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
         metrics = IndexerMetrics(registry)
         db = app[MONGO][settings.mongodb_database]
         upgrade = CatalogueUpgrade(settings, db, app[ELASTICSEARCH])
-        attribution = QueryAttribution(
+        attribution = None if not settings.index_attribution else QueryAttribution(
             db,
             app[ELASTICSEARCH],
             settings.elasticsearch_index,
@@ -101,7 +101,9 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
         task.add_done_callback(_report_crash)
         depth_task = asyncio.create_task(_watch_queue_depth(app[AMQP], indexer, settings), name="queue-depth")
         sweep_task = asyncio.create_task(upgrade.sweep_forever(), name="found-by-sweep")
-        reload_task = asyncio.create_task(attribution.reload_forever(), name="queries-reload")
+        reload_task = asyncio.create_task(
+            attribution.reload_forever() if attribution else asyncio.Event().wait(), name="queries-reload"
+        )
         yield
         # Graceful stop: no new deliveries, finish and ack the batches in hand, then close. If a
         # store is out and the batches cannot finish in time, they stay unacked and are redelivered.
@@ -122,7 +124,8 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
             with contextlib.suppress(asyncio.CancelledError):
                 await background
         await upgrade.close()
-        await attribution.close()
+        if attribution is not None:
+            await attribution.close()
         await channel.close()
 
     return ctx

@@ -44,6 +44,9 @@ class Settings(
     # reindex: documents changed this long before the scan began are copied again after the swap,
     # covering clock differences between indexer hosts (copying a document twice is harmless).
     reindex_clock_skew_seconds: float = Field(default=60.0, ge=0)
+    # Percolate channel-found videos against the configured queries (services/indexer/attribution.py);
+    # false: they belong to no query until search finds them (make bench-indexer compares the two).
+    index_attribution: bool = True
     # A query added later is attributed to the channel-found videos published this many days back:
     # the fetcher's auto-follow window (same variable, same default), the span a query's videos matter in.
     auto_follow_window_days: float = Field(default=7, gt=0)
