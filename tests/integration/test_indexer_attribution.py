@@ -1,4 +1,6 @@
-"""Attribution of channel-found videos to the configured queries they match, through the percolator index."""
+"""Attribution of channel-found videos to the configured queries they match, through the percolator index:
+text then search, stemming, two queries, a query added later (at start, or in the sources), the
+catalogue's analyser followed, and auto-follow not counting text matches."""
 
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from services.common.catalogue import (
     versioned_index_name,
 )
 from services.common.events import FoundBy, VideoEvent
+from services.common.sources import SOURCES_COLLECTION, QuerySource, SeedRequest, new_query_id, seed_from_environment
 from services.common.timefmt import utc_now
+from services.fetcher.follows import search_counts
 from services.indexer.attribution import QueryAttribution
 from services.indexer.reindex import swap_alias
 from services.indexer.store import VideoWriter
@@ -179,3 +183,39 @@ async def test_the_percolator_index_follows_the_catalogues_analysis_and_mapping(
     assert await stored(mongo_db, es, es_alias, bowling_again.video_id) == {"bowl": "text"}
     percolators = await es.indices.get_alias(name=percolator_alias(es_alias))
     assert len(percolators.body) == 1  # the percolator index of the old analysis is gone
+
+
+async def test_queries_come_from_the_sources_once_seeded_and_a_query_added_there_attributes_backwards(
+    mongo_db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, es_alias: str
+) -> None:
+    rng = random.Random(6)
+    now = utc_now()
+    request = SeedRequest(queries=["snooker"], channels=[], mode="first", seeded_by="api")
+    await seed_from_environment(mongo_db, request, now)
+    # SEARCH_QUERIES says cricket, but the sources (seeded with snooker) are what the indexer follows.
+    writer, attribution = await attributing_writer(mongo_db, es, es_alias, ["cricket"])
+    cricket = by_channel(rng, "Cricket and darts", published_at=now - timedelta(days=1), fetched_at=now)
+    await writer.write_batch([cricket])
+    assert await stored(mongo_db, es, es_alias, cricket.video_id) == {}
+
+    # The admin API adds darts: the next reload syncs the percolator and attributes older videos.
+    added = QuerySource(id=new_query_id(), text="darts", created_at=now, updated_at=now)
+    await mongo_db[SOURCES_COLLECTION].insert_one(added.model_dump(by_alias=True))
+    await attribution.prepare()
+    await attribution.wait_backfills()
+    await es.indices.refresh(index=es_alias)
+    assert await stored(mongo_db, es, es_alias, cricket.video_id) == {"darts": "text"}
+
+
+async def test_auto_follow_does_not_count_videos_matched_by_text(
+    mongo_db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, es_alias: str
+) -> None:
+    rng = random.Random(7)
+    writer, _ = await attributing_writer(mongo_db, es, es_alias, ["cricket"])
+    now = utc_now()
+    uploads = [
+        by_channel(rng, f"Cricket day {i}", published_at=now - timedelta(hours=i), fetched_at=now) for i in (1, 2)
+    ]
+    await writer.write_batch(uploads)
+    assert await stored(mongo_db, es, es_alias, uploads[0].video_id) == {"cricket": "text"}
+    assert await search_counts(mongo_db, now - timedelta(days=7), now) == {}
