@@ -7,6 +7,7 @@ cannot overwrite what its successor wrote.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,10 @@ class FetcherStore:
         self._seen = db[SEEN_COLLECTION]
         self._channels = db[CHANNEL_STATE_COLLECTION]
         self.lease_collection = db[LEASE_COLLECTION]
+        # The search and channel schedulers save the keys' states concurrently, each a snapshot
+        # taken just before the call: written one after another in call order (the lock is FIFO),
+        # an older snapshot never lands after a newer one (a disabled key saved as live).
+        self._keys_lock = asyncio.Lock()
 
     async def ensure_indexes(self) -> None:
         await self._seen.create_indexes(
@@ -89,7 +94,8 @@ class FetcherStore:
             for doc in docs
         ]
         try:
-            await self._keys.bulk_write(writes, ordered=False)
+            async with self._keys_lock:
+                await self._keys.bulk_write(writes, ordered=False)
         except BulkWriteError as exc:
             if any(error.get("code") == 11000 for error in exc.details.get("writeErrors", [])):
                 raise LeaseLostError("key state write refused: a newer leader owns it") from None
