@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -316,6 +316,9 @@ async def test_a_video_videos_list_does_not_return_is_not_published_nor_confirme
 class FakeFollows:
     def __init__(self) -> None:
         self.ids: list[str] = []
+
+    def set_sources(self, explicit: Sequence[str], excluded: Collection[str]) -> None:
+        self.ids = [channel_id for channel_id in explicit if channel_id not in excluded]
 
     async def load(self) -> None:
         return None
