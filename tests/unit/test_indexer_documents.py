@@ -58,7 +58,13 @@ def test_the_merge_unions_the_find_the_stored_entries_and_those_of_the_stored_qu
     assert fields["queries"] == {"$setUnion": [{"$ifNull": ["$queries", []]}, {"$literal": []}]}
     stored, of_queries, found = fields["found_by"]["$setUnion"]
     assert stored == {"$ifNull": ["$found_by", []]}
-    assert of_queries["$map"]["input"] == {"$ifNull": ["$queries", []]}
+    # The stored queries but those matched by text alone: no search found the video for them.
+    assert of_queries["$map"]["input"] == {
+        "$setDifference": [{"$ifNull": ["$queries", []]}, {"$ifNull": ["$text_matched_queries", []]}]
+    }
+    assert fields["text_matched_queries"] == {
+        "$setDifference": [{"$ifNull": ["$text_matched_queries", []]}, {"$literal": []}]
+    }
     assert found == {"$literal": [{"source": "channel", "channel_id": CHANNEL, "via": "poll"}]}
 
 
