@@ -78,13 +78,17 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
         metrics = IndexerMetrics(registry)
         db = app[MONGO][settings.mongodb_database]
         upgrade = CatalogueUpgrade(settings, db, app[ELASTICSEARCH])
-        attribution = None if not settings.index_attribution else QueryAttribution(
-            db,
-            app[ELASTICSEARCH],
-            settings.elasticsearch_index,
-            search_queries=settings.search_queries,
-            window=timedelta(days=settings.auto_follow_window_days),
-            batch_size=settings.index_batch_size,
+        attribution = (
+            None
+            if not settings.index_attribution
+            else QueryAttribution(
+                db,
+                app[ELASTICSEARCH],
+                settings.elasticsearch_index,
+                search_queries=settings.search_queries,
+                window=timedelta(days=settings.auto_follow_window_days),
+                batch_size=settings.index_batch_size,
+            )
         )
         writer = VideoWriter(
             db,

@@ -134,5 +134,3 @@ async def test_one_video_shows_matched_and_matched_needs_query(
     response = await api.get("/api/v1/videos", params={"matched": "search"})
     assert response.status == 400
     assert (await response.json())["error"]["parameter"] == "matched"
-
-
