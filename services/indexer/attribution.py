@@ -13,7 +13,8 @@ seeded, paused ones too (pausing stops the searches, not what a video is about),
 before. They are read at start and every ``_RELOAD_SECONDS``; a query the percolator index did not
 hold is percolated backwards over the channel-found videos published in the last
 ``AUTO_FOLLOW_WINDOW_DAYS`` (``attribution_backfill``) by a background task, so attribution does not
-depend on when a query was added. A changed query is a new text, hence a new query.
+depend on when a query was added; one that fails (a store out) is tried again at the next reload. A
+changed query is a new text, hence a new query.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class QueryAttribution:
         self.percolator = QueryPercolator(es, alias)
         self.queries: list[str] = []
         self._backfills: set[asyncio.Task[int]] = set()
+        # Queries whose backward attribution failed: tried again at the next reload.
+        self._unfinished: list[str] = []
 
     async def prepare(self) -> None:
         """Sync the percolator index with the configured queries (the catalogue's index must exist);
@@ -103,6 +106,9 @@ class QueryAttribution:
             try:
                 if await configured_queries(self._db, self._search_queries) != self.queries:
                     await self.prepare()
+                if self._unfinished:
+                    retry, self._unfinished = self._unfinished, []
+                    self._start_backfill([query for query in retry if query in self.queries])
             except Exception as exc:  # a store outage: the consumer reports it; the next round retries
                 logger.debug("could not reload the configured queries", extra={"error": str(exc)[:300]})
 
@@ -119,6 +125,8 @@ class QueryAttribution:
 
     def _start_backfill(self, queries: list[str]) -> None:
         since = utc_now() - self._window
+        if not queries:
+            return
         task = asyncio.create_task(
             attribute_backwards(
                 self._db, self._es, self._alias, self.percolator, queries, since=since, batch_size=self._batch_size
@@ -126,10 +134,14 @@ class QueryAttribution:
             name="attribution-backfill",
         )
         self._backfills.add(task)
-        task.add_done_callback(self._backfill_done)
+        task.add_done_callback(lambda done: self._backfill_done(done, queries))
 
-    def _backfill_done(self, task: asyncio.Task[int]) -> None:
+    def _backfill_done(self, task: asyncio.Task[int], queries: list[str]) -> None:
         self._backfills.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            # The queries stay in the percolator index, so a restart would not redo it: say so loudly.
-            logger.error("backward attribution failed; restart the indexer to retry", exc_info=task.exception())
+            # The queries are in the percolator index already, so a restart would not redo it: retry here.
+            logger.warning(
+                "backward attribution failed; retried at the next reload",
+                extra={"queries": ",".join(queries), "error": str(task.exception())[:300]},
+            )
+            self._unfinished += queries
