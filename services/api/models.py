@@ -113,6 +113,7 @@ class Histogram(_Model):
 
 class QueryStatus(_Model):
     query: str
+    paused: bool = Field(description="Paused through the admin API: listed, not searched.")
     videos_stored: int | None = Field(description="Videos in the catalogue found by this query; null if unknown.")
     last_poll_at: datetime | None
     last_sweep_at: datetime | None
