@@ -95,6 +95,12 @@ class PlanParams(Params):
     remove_query: list[QueryId] = Field(
         default_factory=list, max_length=MAX_PLAN_CHANGES, description="Ids of queries to remove (repeatable)."
     )
+    reweight_query: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list,
+        max_length=MAX_PLAN_CHANGES,
+        description=f"<query id>:<weight> ({MIN_WEIGHT} to {MAX_WEIGHT}) of a followed query (repeatable).",
+        examples=[["q_0123456789abcdef:2.5"]],
+    )
     add_channel: list[ChannelIdText] = Field(
         default_factory=list, max_length=MAX_PLAN_CHANGES, description="Channels to follow (repeatable)."
     )

@@ -4,13 +4,14 @@ The planner (services/common/poll_plan.py) is run twice on the inputs the fetche
 MongoDB (services/common/fetcher_state.py): once over the items it plans now, once over them with
 the change made. A query or channel the change adds has no measurements yet: an upload rate of
 zero and a weight of 1, which is how the fetcher plans a new item until its first polls measure
-it. Searches share the search calls left; channel reads share the read units left (the units
-reserve kept aside), each by its own bounds, so the two summaries are apart.
+it. A reweighted query keeps its measurements and plans with its new weight. Searches share the
+search calls left; channel reads share the read units left (the units reserve kept aside), each
+by its own bounds, so the two summaries are apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -55,14 +56,21 @@ def compare(
     scheduling: Scheduling,
     add: Sequence[str],
     remove: Iterable[str],
+    *,
     max_calls_per_poll: float = float("inf"),
+    reweight: Mapping[str, float] | None = None,
 ) -> tuple[PollPlan | None, PollPlan | None]:
-    """The plans of ``inputs`` as they are and with ``add`` (unmeasured) and without ``remove``."""
+    """The plans of ``inputs`` as they are and with ``add`` (unmeasured), without ``remove``, ``reweight`` applied."""
     if inputs is None:
         return None, None
     removed = set(remove)
+    weights = reweight or {}
     present = {item.name for item in inputs.items}
-    kept = [item for item in inputs.items if item.name not in removed]
+    kept = [
+        replace(item, weight=weights[item.name]) if item.name in weights else item
+        for item in inputs.items
+        if item.name not in removed
+    ]
     new = [
         ItemInputs(name=name, upload_rate=0.0, max_calls_per_poll=max_calls_per_poll)
         for name in dict.fromkeys(add)

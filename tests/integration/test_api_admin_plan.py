@@ -100,3 +100,52 @@ async def test_a_fresh_install_has_a_what_if_of_nothing_measured(
         plan = WhatIfPlan.model_validate(await json_of(answer, 200))
     assert [(row.name, row.now, row.after) for row in plan.channels] == [("UC" + "q" * 22, None, None)]
     assert plan.search.mean_delay_now_seconds is None and plan.search.based_on is None
+
+
+async def test_the_what_if_of_a_reweight_is_the_planners_plan_with_the_new_weight(
+    stack: StackSettings, mongo_db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, es_alias: str
+) -> None:
+    await prepare_stores(mongo_db, es, es_alias)
+    now = utc_now()
+    budget = BudgetDoc(
+        calls_left_today=100,
+        effective_interval_seconds=600,
+        reset_at=now + timedelta(hours=12),
+        keys_live=1,
+        keys_parked=0,
+        keys_disabled=0,
+        updated_at=now,
+        poll_interval_seconds=10,
+        max_query_interval_seconds=7200,
+        max_calls_per_poll=20,
+        planned_queries=["cricket", "chess"],
+    )
+    states = [
+        QueryStateDoc(query="cricket", poll_stats=_stats(40)),
+        QueryStateDoc(query="chess", poll_stats=_stats(4)),
+    ]
+    await mongo_db[BUDGET_COLLECTION].insert_one(budget.model_dump(by_alias=True))
+    await mongo_db[QUERY_STATE_COLLECTION].insert_many([s.model_dump(by_alias=True) for s in states])
+    async with admin_api(stack, mongo_db, es_alias, search_queries="cricket,chess") as api:
+        queries = (await json_of(await api.get("/api/v1/admin/queries", headers=AUTH), 200))["items"]
+        chess_id = next(q["id"] for q in queries if q["text"] == "chess")
+        answer = await api.get("/api/v1/admin/plan", params={"reweight_query": f"{chess_id}:4"}, headers=AUTH)
+        plan = WhatIfPlan.model_validate(await json_of(answer, 200))
+        for bad in (f"{chess_id}:40", f"{chess_id}:heavy", chess_id, "q_0000000000000000:2"):
+            refused = await api.get("/api/v1/admin/plan", params={"reweight_query": bad}, headers=AUTH)
+            error = (await json_of(refused, 400))["error"]
+            assert (error["code"], error["parameter"]) == ("invalid_parameter", "reweight_query"), bad
+
+    after_plan = plan_from_state(budget, [states[0], states[1].model_copy(update={"weight": 4.0})])
+    assert after_plan is not None
+    rows = {row.name: row for row in plan.queries}
+    for name in ("cricket", "chess"):
+        figures = rows[name].after
+        assert figures is not None
+        expected = after_plan.by_name[name].interval
+        assert abs(figures.interval_seconds - expected) <= 0.05 * expected, name
+    # a heavier chess takes calls from cricket: chess polled more often, cricket less
+    chess, cricket = rows["chess"], rows["cricket"]
+    assert chess.now is not None and chess.after is not None and cricket.now is not None and cricket.after is not None
+    assert chess.after.interval_seconds < chess.now.interval_seconds
+    assert cricket.after.interval_seconds > cricket.now.interval_seconds

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 
-import { ADMIN_PREFIX, TOKEN_KEY, adminCall, adminRequest, channelReason, explainError, tokenStore, whatIfLines } from "../../services/api/static/js/admin.js";
+import { ADMIN_PREFIX, TOKEN_KEY, adminCall, adminRequest, channelReason, explainError, reweightParams, tokenStore, whatIfLines } from "../../services/api/static/js/admin.js";
 
 function memoryStorage() {
   const items = new Map();
@@ -79,6 +79,18 @@ test("the what-if names each item whose interval changes and the mean wait befor
     "After this change the budget no longer covers every item at its longest interval.",
   ]);
   assert.deepEqual(whatIfLines(plan, "channels"), ["The fetcher has not saved a plan yet: the intervals are known after its first polls."]);
+});
+
+test("a reweight asks the what-if for the query's id and its new weight", async () => {
+  const params = reweightParams("q_0123456789abcdef", 2.5);
+  assert.equal(params.toString(), "reweight_query=q_0123456789abcdef%3A2.5");
+  const seen = [];
+  const fetcher = async (url) => {
+    seen.push(url);
+    return { ok: true, status: 200, json: async () => ({}) };
+  };
+  await adminCall(fetcher, TOKEN, "GET", "/plan", { params });
+  assert.match(seen[0], /\/api\/v1\/admin\/plan\?reweight_query=q_0123456789abcdef%3A2\.5$/);
 });
 
 test("a channel says why it is read", () => {

@@ -72,6 +72,11 @@ function every(figures) {
   return figures ? `every ${formatSeconds(figures.interval_seconds)}` : "not polled";
 }
 
+// The what-if request's parameters for a query's new weight: the plan with it, not a guess.
+export function reweightParams(queryId, weight) {
+  return new URLSearchParams({ reweight_query: `${queryId}:${weight}` });
+}
+
 // The what-if plan as lines: each item whose interval changes, then the mean delay before and after.
 export function whatIfLines(plan, section) {
   const rows = section === "channels" ? plan.channels : plan.queries;

@@ -2,7 +2,7 @@
 // their statistics, changed through the admin API. Every change first shows the plan's what-if and
 // waits for a confirmation; a refusal is shown next to the control that caused it.
 
-import { adminCall, channelReason, explainError, tokenStore, whatIfLines } from "./admin.js";
+import { adminCall, channelReason, explainError, reweightParams, tokenStore, whatIfLines } from "./admin.js";
 import { clear, h } from "./dom.js";
 import { formatCount, formatRelative, formatSeconds } from "./format.js";
 
@@ -39,12 +39,12 @@ function refused(error, where) {
 }
 
 // Shows the what-if in ``box`` with Confirm and Cancel; Confirm runs ``change`` and reloads the page's data.
-async function preview(box, errorNode, { params, lines, section }, change) {
+async function preview(box, errorNode, { params, lines, section, lead = [] }, change) {
   errorNode.textContent = "";
   let text = lines;
   if (!text) {
     try {
-      text = whatIfLines(await call("GET", "/plan", { params }), section);
+      text = [...lead, ...whatIfLines(await call("GET", "/plan", { params }), section)];
     } catch (error) {
       refused(error, errorNode);
       return;
@@ -95,10 +95,10 @@ function queryRow(query, managed) {
         ),
         button("Reweight…", () => {
           const next = Number(weight.value);
-          const lines = [
-            `${query.text}: weight ${query.weight} → ${next}. Its share of the search calls scales with its weight; now polled ${dash(query.planned_interval_seconds, (s) => `every ${formatSeconds(s)}`)}.`,
-          ];
-          preview(controls.box, controls.errorNode, { lines }, () => call("PATCH", `/queries/${id}`, { body: { weight: next } }));
+          const lead = [`${query.text}: weight ${query.weight} → ${next}.`];
+          preview(controls.box, controls.errorNode, { params: reweightParams(query.id, next), section: "queries", lead }, () =>
+            call("PATCH", `/queries/${id}`, { body: { weight: next } }),
+          );
         }),
         button("Remove…", () =>
           preview(controls.box, controls.errorNode, { params: new URLSearchParams({ remove_query: query.id }), section: "queries" }, () => call("DELETE", `/queries/${id}`)),
