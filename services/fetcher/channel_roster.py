@@ -8,6 +8,10 @@ hooks the roster registers a work item for every followed channel before a new l
 them, and after every cycle sends what the cycle's reads found (one videos.list call for up to
 50 videos of any channels), then adds the channels that joined the set and drops those that
 left it or that channels.list does not know. It also writes the channels' part of ``/healthz``.
+
+A channel channels.list does not know stays unread until its configuration changes: FOLLOW_CHANNELS
+or the channel's own source document (its ``updated_at``), so following it again through the
+admin API asks channels.list again, while a restart or another channel's change does not.
 """
 
 from __future__ import annotations
@@ -49,11 +53,18 @@ def config_digest(explicit: Sequence[str]) -> str:
     return hashlib.sha256(",".join(sorted(set(explicit))).encode()).hexdigest()[:16]
 
 
+def channel_digest(base: str, source_stamp: str) -> str:
+    """One channel's configuration: FOLLOW_CHANNELS' digest and when its source document last changed."""
+    return hashlib.sha256(f"{base}|{source_stamp}".encode()).hexdigest()[:16]
+
+
 class ChannelRoster:
     def __init__(self, *, follows: FollowSource, parts: ChannelParts) -> None:
         self._follows = follows
         self._parts = parts
         self._channels: dict[str, FollowedChannel] = {}
+        # Each channel's source document's updated_at ("" for a channel only auto-follow chose).
+        self._stamps: dict[str, str] = {}
         self._scheduler: Scheduler | None = None
         # The sources watch and the scheduler's own cycle must not add the same channel twice.
         self._lock = asyncio.Lock()
@@ -65,6 +76,7 @@ class ChannelRoster:
     async def follow(self, sources: SourceSet, now: datetime) -> None:
         """The sources changed: their explicit channels, no excluded or paused one (at once while running)."""
         self._follows.set_sources(sources.explicit_channels, sources.excluded_channels | sources.paused_channels)
+        self._stamps = {c.channel_id: c.updated_at.isoformat() for c in sources.channels}
         if self._scheduler is not None:
             await self._sync(self._scheduler, now, load=True)
 
@@ -94,11 +106,14 @@ class ChannelRoster:
     async def _sync_locked(self, scheduler: Scheduler, now: datetime, *, load: bool) -> None:
         wanted = [follow.channel_id for follow in await self._follows.current(now)]
         for channel_id in wanted:
+            digest = channel_digest(self._parts.config_digest, self._stamps.get(channel_id, ""))
             if channel_id not in self._channels:
-                channel = FollowedChannel(channel_id, self._parts)
+                channel = FollowedChannel(channel_id, self._parts, config_digest=digest)
                 if load:
                     await channel.load(now)
                 self._channels[channel_id] = channel
+            else:
+                self._channels[channel_id].reconfigure(digest)
         for channel_id in [c for c in self._channels if c not in wanted]:
             del self._channels[channel_id]
             self._forget_gauges(channel_id)

@@ -56,14 +56,18 @@ class ChannelParts:
     metrics: FetcherMetrics
     max_pages: int  # MAX_PAGES_PER_CYCLE: a read's page cap (a deep read's is DEEP_READ_MAX_PAGES)
     lookback_seconds: float  # INITIAL_LOOKBACK_SECONDS: how far back a channel's first read publishes
-    config_digest: str  # names the configuration a not_found verdict belongs to
+    config_digest: str  # FOLLOW_CHANNELS' digest, part of every not_found verdict's configuration
 
 
 class FollowedChannel:
-    def __init__(self, channel_id: str, parts: ChannelParts, weight: float = 1.0) -> None:
+    def __init__(
+        self, channel_id: str, parts: ChannelParts, weight: float = 1.0, config_digest: str | None = None
+    ) -> None:
         self.channel_id = channel_id
         self.weight = weight
         self._parts = parts
+        # The configuration a not_found verdict belongs to (the roster's: the channel's source document too).
+        self.config_digest = config_digest or parts.config_digest
         self._progress: ChannelProgress | None = None
         self._reading = False  # a read is under way (its videos may be confirmed meanwhile)
         self._read_complete = False  # the last read went as far as it had to
@@ -91,6 +95,13 @@ class FollowedChannel:
         """False once channels.list said it does not know the channel (under this configuration)."""
         return self._progress is None or self._progress.status == "ok"
 
+    def reconfigure(self, config_digest: str) -> None:
+        """The channel's configuration changed (its source document): a not_found of the old one is asked again."""
+        self.config_digest = config_digest
+        progress = self._progress
+        if progress is not None and progress.status == "not_found" and progress.config_digest != config_digest:
+            progress.status = "ok"  # readable again: its next read asks channels.list
+
     def plan_inputs(self) -> ItemInputs:
         stats = self._progress.poll_stats if self._progress is not None else None
         return ItemInputs(
@@ -108,7 +119,7 @@ class FollowedChannel:
             progress = ChannelProgress.fresh(self.channel_id, now, parts.lookback_seconds)
         else:
             progress = ChannelProgress.from_doc(doc, now, parts.lookback_seconds)
-        if progress.status == "not_found" and progress.config_digest != parts.config_digest:
+        if progress.status == "not_found" and progress.config_digest != self.config_digest:
             progress.status = "ok"
         self._progress = progress
         if doc is None:
@@ -177,7 +188,7 @@ class FollowedChannel:
         playlist = uploads_playlist_id(await self._parts.gateway.channels(self.channel_id))
         if playlist is None:
             progress.status = "not_found"
-            progress.config_digest = self._parts.config_digest
+            progress.config_digest = self.config_digest
             logger.warning(
                 "followed channel not found by channels.list: not read until the configuration changes",
                 extra=self.log_context,
