@@ -177,6 +177,10 @@ class Soak:
             "OVERLAP_SECONDS": "300",
             "INITIAL_LOOKBACK_SECONDS": "120",
             "LEASE_TTL_SECONDS": str(LEASE_TTL_SECONDS),
+            # The reconciliation's ground truth is what search showed for each query; a followed
+            # channel's uploads are another truth (reconciled by the channel tests), so none is
+            # followed here.
+            "AUTO_FOLLOW_CHANNELS": "0",
         }
         for index in (1, 2):
             self._service(f"indexer{index}", "indexer", INDEXER_PORT=str(self.ports[f"indexer{index}"])).start()
