@@ -16,9 +16,9 @@ from elasticsearch.serializer import JsonSerializer
 
 from services.api.buckets import INTERVAL_MS, HistogramInterval, HistogramTooLargeError
 from services.api.pages import TOTAL_EXACT_UP_TO, Page, PageRequest, PitExpiredError
-from services.api.video_shape import VIDEO_SOURCE_FIELDS, public_video
 from services.common.errors import StoreUnavailableError
 from services.common.video_query import Filters, build_query, sort_clauses
+from services.common.video_shape import VIDEO_SOURCE_FIELDS, public_video
 
 _PAGE_FILTER_PATH = "hits.total,hits.hits._source,hits.hits.sort,pit_id"
 

@@ -14,12 +14,12 @@ from pymongo.errors import PyMongoError
 
 from services.api.buckets import HistogramInterval
 from services.api.pages import TOTAL_EXACT_UP_TO, Page, PageRequest
-from services.api.video_shape import VIDEO_SOURCE_FIELDS, public_video
 from services.common.catalogue import VIDEOS_COLLECTION
 from services.common.errors import StoreUnavailableError
 from services.common.events import FoundBySource
 from services.common.timefmt import from_epoch_ms, to_epoch_ms
 from services.common.video_query import Filters
+from services.common.video_shape import VIDEO_SOURCE_FIELDS, public_video
 
 _PROJECTION = {"_id": 0, **{name: 1 for name in VIDEO_SOURCE_FIELDS}}
 _PHRASE = re.compile(r'"([^"]*)"')

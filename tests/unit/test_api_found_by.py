@@ -15,9 +15,9 @@ from services.api.models import FoundByEntry, Video
 from services.api.mongo_store import mongo_filter
 from services.api.openapi import build_openapi
 from services.api.params import FeedParams, FilterParams, HistogramParams, VideoListParams, parse_query_string
-from services.api.video_shape import public_found_by, public_video
 from services.common.events import FoundBy
 from services.common.video_query import Filters, build_query
+from services.common.video_shape import public_found_by, public_video
 
 CHANNEL = "UC" + "a" * 22
 SEARCH_FIND = {"source": "search", "query": "cricket"}

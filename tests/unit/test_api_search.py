@@ -6,9 +6,9 @@ import pytest
 
 from services.api.buckets import HistogramTooLargeError, fill_buckets
 from services.api.mongo_store import mongo_text_search
-from services.api.video_shape import public_video
 from services.common.timefmt import format_epoch_ms, to_epoch_ms
 from services.common.video_query import parse_text_query, text_query
+from services.common.video_shape import public_video
 
 
 @pytest.mark.parametrize(

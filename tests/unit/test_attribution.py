@@ -13,7 +13,6 @@ from services.api.handlers.feeds import feed_head, filter_pairs
 from services.api.models import Video
 from services.api.mongo_store import mongo_filter
 from services.api.params import FeedParams, HistogramParams, VideoListParams, parse_query_string
-from services.api.video_shape import public_video
 from services.common.catalogue import (
     PERCOLATED_FIELDS,
     SEARCH_INDEX_MAPPINGS,
@@ -23,6 +22,7 @@ from services.common.catalogue import (
 )
 from services.common.events import FoundBy
 from services.common.video_query import Filters, build_query, text_query
+from services.common.video_shape import public_video
 from services.indexer.percolator import percolator_fingerprint, query_id, stored_query
 
 CHANNEL = "UC" + "a" * 22
