@@ -1,10 +1,12 @@
 """``QueryAttribution``: which configured queries a video found through a followed channel belongs to.
 
-Search tells which query found a video; a followed channel's upload comes with no query. So, in the
-batch that stores it, the indexer percolates every channel-found video against the configured queries
-(``QueryPercolator``, one percolate request per batch) and adds each query it matches to its
-``queries``, as matched by text (``mongo_documents.attribution_pipeline``), before the batch goes to
-Elasticsearch. A search find of that query later makes it matched by search. Only channel finds are
+Search tells which query found a video; a followed channel's upload comes with no query. So, before a
+batch is written, the indexer percolates the text of every channel-found event in it against the
+configured queries (``QueryPercolator``, one percolate request per batch), and the event's own write
+adds each query it matches to its ``queries``, as matched by text (``mongo_documents``): no second
+write, no second read. The text is the event's, the snapshot being stored; a snapshot older than the
+stored one (snapshots out of order, rare) is percolated with its own older text, which the video did
+have. A search find of that query later makes it matched by search. Only channel finds are
 percolated: a search find already belongs to its query, and percolating every video would cost every
 batch a request for nothing new.
 
@@ -23,18 +25,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
 
+from services.common.catalogue import PERCOLATED_FIELDS
+from services.common.events import VideoEvent
 from services.common.sources import load_marker, load_sources
 from services.common.timefmt import utc_now
-from services.indexer import es_errors, mongo_errors
+from services.indexer import es_errors
 from services.indexer.attribution_backfill import attribute_backwards
-from services.indexer.mongo_writer import write_text_matches
 from services.indexer.percolator import QueryPercolator
 
 logger = logging.getLogger(__name__)
@@ -84,20 +86,19 @@ class QueryAttribution:
         if new:
             self._start_backfill(new)
 
-    async def attribute(self, docs: list[dict[str, Any]], channel_found: set[str], now: datetime) -> set[str]:
-        """Add to the channel-found ``docs`` (MongoDB documents, read with the search projection) the
-        queries each matches; returns the video ids whose MongoDB document changed (to be read back)."""
-        candidates = [doc for doc in docs if doc["video_id"] in channel_found]
-        if not candidates or not self.queries:
-            return set()
+    async def match(self, events: Sequence[VideoEvent]) -> dict[int, set[str]]:
+        """By position, the configured queries each channel-found event's text matches (those with
+        none are left out): one percolate request for the batch, before it is written, so the
+        matches go into MongoDB with the event itself."""
+        positions = [i for i, event in enumerate(events) if event.found_by.source == "channel"]
+        if not positions or not self.queries:
+            return {}
+        texts = [{name: getattr(events[i], name) for name in PERCOLATED_FIELDS} for i in positions]
         try:
-            matched = await self.percolator.matches(candidates)
+            matched = await self.percolator.matches(texts)
         except (TransportError, ApiError) as exc:
             raise es_errors.unavailable(exc) from exc
-        try:
-            return await write_text_matches(self._db, candidates, matched, now)
-        except PyMongoError as exc:
-            raise mongo_errors.unavailable(exc) from exc
+        return {position: queries for position, queries in zip(positions, matched, strict=True) if queries}
 
     async def reload_forever(self) -> None:
         """Every ``_RELOAD_SECONDS``, pick up queries added, changed or removed in the sources."""

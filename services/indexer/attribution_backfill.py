@@ -4,7 +4,7 @@ channel-found videos published since a moment (``QueryAttribution`` starts it fo
 
 The videos are read from MongoDB in ``_id`` order, ``batch_size`` at a time, through the
 ``found_by_source`` index, and each batch costs one percolate request restricted to the new queries;
-those that match are written to MongoDB (``attribution.write_text_matches``) and copied to the catalogue
+those that match are written to MongoDB (``mongo_writer.write_text_matches``) and copied to the catalogue
 alias. Idempotent: a query a video already holds is left as it is, so running it twice (two indexers
 starting together) changes nothing more.
 """

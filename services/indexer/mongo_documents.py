@@ -18,6 +18,7 @@ from "text" to "search"; the two writes commute, whichever lands first.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from datetime import datetime
 from typing import Any
 
@@ -80,17 +81,22 @@ def _queries(event: VideoEvent) -> list[str]:
     return [] if query is None else [query]
 
 
-def new_document(event: VideoEvent, now: datetime) -> dict[str, Any]:
-    """The MongoDB document of a video's first snapshot: what the merge pipeline makes of nothing."""
+def new_document(event: VideoEvent, now: datetime, text_matches: Set[str] = frozenset()) -> dict[str, Any]:
+    """The MongoDB document of a video's first snapshot: what the merge pipeline makes of nothing.
+
+    ``text_matches``: the configured queries the snapshot's text matches (attribution)."""
     doc = _snapshot(event)
+    found = _queries(event)
     doc |= {
         "video_id": event.video_id,
-        "queries": _queries(event),
+        "queries": sorted(set(found) | text_matches),
         "found_by": [event.found_by.as_document()],
         "first_seen_at": now,
         "updated_at": now,
         "rev": 1,
     }
+    if text_only := sorted(text_matches - set(found)):
+        doc[TEXT_MATCHED_FIELD] = text_only
     # MongoDB keeps milliseconds: the copy sent to Elasticsearch must equal what a read (or a reindex)
     # of the stored document gives.
     for name in ("published_at", "fetched_at"):
@@ -98,9 +104,13 @@ def new_document(event: VideoEvent, now: datetime) -> dict[str, Any]:
     return doc
 
 
-def merge_pipeline(event: VideoEvent, now: datetime) -> list[dict[str, Any]]:
-    """An update pipeline that merges one snapshot into the stored document atomically."""
+def merge_pipeline(event: VideoEvent, now: datetime, text_matches: Set[str] = frozenset()) -> list[dict[str, Any]]:
+    """An update pipeline that merges one snapshot into the stored document atomically, with the
+    configured queries its text matches (``text_matches``, attribution)."""
     snapshot = _snapshot(event)
+    found = {"$literal": _queries(event)}
+    matched = {"$literal": sorted(text_matches)}
+    stored = {"$ifNull": ["$queries", []]}
     is_newer = {
         "$or": [
             {"$eq": [{"$type": "$fetched_at"}, "missing"]},
@@ -119,10 +129,14 @@ def merge_pipeline(event: VideoEvent, now: datetime) -> list[dict[str, Any]]:
             "$set": {
                 **fields,
                 "video_id": {"$literal": event.video_id},
-                "queries": {"$setUnion": [{"$ifNull": ["$queries", []]}, {"$literal": _queries(event)}]},
-                # Search found it for this query: no longer matched by text alone.
+                "queries": {"$setUnion": [stored, found, matched]},
+                # Search found it for this query: no longer matched by text alone. A text match of a
+                # query the video holds already (found by search) stays a search find.
                 TEXT_MATCHED_FIELD: {
-                    "$setDifference": [{"$ifNull": [f"${TEXT_MATCHED_FIELD}", []]}, {"$literal": _queries(event)}]
+                    "$setUnion": [
+                        {"$setDifference": [{"$ifNull": [f"${TEXT_MATCHED_FIELD}", []]}, found]},
+                        {"$setDifference": [matched, {"$setUnion": [stored, found]}]},
+                    ]
                 },
                 # Whole entries compare equal only with the same keys in the same order, which
                 # as_document and FOUND_BY_OF_QUERIES guarantee; $setUnion then keeps one of each.

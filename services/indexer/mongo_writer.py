@@ -7,7 +7,7 @@ earlier in this very batch) is redone as the merging update of ``mongo_documents
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,16 +65,22 @@ class MongoWriter:
         except PyMongoError as exc:
             raise unavailable(exc) from exc
 
-    async def write(self, events: Sequence[VideoEvent], now: datetime) -> MongoWrite:
-        """Insert every event as a new video; merge those whose video exists into the stored one."""
+    async def write(
+        self, events: Sequence[VideoEvent], now: datetime, text_matches: Mapping[int, Set[str]] | None = None
+    ) -> MongoWrite:
+        """Insert every event as a new video; merge those whose video exists into the stored one.
+
+        ``text_matches``: by event position, the configured queries its text matches (attribution),
+        written with the event itself, not by a second update."""
         result = MongoWrite()
-        new_docs = [new_document(e, now) for e in events]
+        matches = text_matches or {}
+        new_docs = [new_document(e, now, matches.get(i, frozenset())) for i, e in enumerate(events)]
         existing = await self._bulk([InsertOne(doc) for doc in new_docs], list(range(len(events))), result.rejected)
         for position, doc in enumerate(new_docs):
             if position not in existing and position not in result.rejected:
                 result.inserted[doc["video_id"]] = doc
         if existing:
-            await self._merge(events, existing, now, result.rejected)
+            await self._merge(events, existing, now, matches, result.rejected)
             result.updated = {events[p].video_id for p in existing if p not in result.rejected}
             for video_id in result.updated:
                 result.inserted.pop(video_id, None)
@@ -91,10 +97,22 @@ class MongoWriter:
             raise unavailable(exc) from exc
 
     async def _merge(
-        self, events: Sequence[VideoEvent], positions: list[int], now: datetime, rejected: dict[int, str]
+        self,
+        events: Sequence[VideoEvent],
+        positions: list[int],
+        now: datetime,
+        matches: Mapping[int, Set[str]],
+        rejected: dict[int, str],
     ) -> None:
         """Upsert the merge of each event at ``positions`` into its stored video."""
-        updates = [UpdateOne({"video_id": e.video_id}, merge_pipeline(e, now), upsert=True) for e in events]
+        updates = {
+            p: UpdateOne(
+                {"video_id": events[p].video_id},
+                merge_pipeline(events[p], now, matches.get(p, frozenset())),
+                upsert=True,
+            )
+            for p in positions
+        }
         pending = positions
         for _ in range(_UPSERT_ROUNDS):
             pending = await self._bulk([updates[p] for p in pending], pending, rejected)

@@ -1,10 +1,10 @@
 """``VideoWriter``: stores a batch of video events in MongoDB (the system of record), then Elasticsearch.
 
-The steps of ``write_batch``, in order: MongoDB inserts or merges each event (``mongo_writer``);
-the merged videos are read back; with ``attribution``, the videos found through a channel get the
-configured queries they match (``attribution``, one percolate request); Elasticsearch indexes them
-all in one bulk (``es_bulk``). Every
-write is idempotent, so a batch may be written again after any failure.
+The steps of ``write_batch``, in order: with ``attribution``, the events found through a channel
+are percolated against the configured queries (``attribution``, one request); MongoDB inserts or
+merges each event, with the queries it matched (``mongo_writer``); the merged videos are read back;
+Elasticsearch indexes them all in one bulk (``es_bulk``). Every write is idempotent, so a batch may
+be written again after any failure.
 
 Failures are sorted into two kinds (``mongo_errors``, ``es_errors``). A store that cannot take the
 batch right now (unreachable, timing out, overloaded, not primary, read-only) raises
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
@@ -93,30 +92,23 @@ class VideoWriter:
             await self.prepare()
         now = truncate_to_ms(utc_now())
         started = time.perf_counter()
-        written = await self._mongo.write(events, now)
+        text_matches = await self._match(events) if self._attribution is not None else None
+        written = await self._mongo.write(events, now, text_matches)
         docs = list(written.inserted.values()) + await self._mongo.read_back(written.updated)
-        if self._attribution is not None:
-            docs = await self._attribute(events, docs, now)
         search_started = time.perf_counter()
         self._time(MONGODB, search_started - started)
         search_rejected = await self._index(docs)
         self._time(es_errors.ELASTICSEARCH, time.perf_counter() - search_started)
         return [written.rejected.get(i) or search_rejected.get(e.video_id) for i, e in enumerate(events)]
 
-    async def _attribute(
-        self, events: Sequence[VideoEvent], docs: list[dict[str, Any]], now: datetime
-    ) -> list[dict[str, Any]]:
-        """``docs`` with the configured queries their channel-found videos match (those read back)."""
+    async def _match(self, events: Sequence[VideoEvent]) -> dict[int, set[str]]:
+        """By event position, the configured queries the channel-found events match."""
         assert self._attribution is not None
-        channel_found = {e.video_id for e in events if e.found_by.source == "channel"}
         try:
-            changed = await self._attribution.attribute(docs, channel_found, now)
+            return await self._attribution.match(events)
         except StoreUnavailableError:
             self._prepared = False  # the percolator index may be gone with Elasticsearch's data
             raise
-        if not changed:
-            return docs
-        return [doc for doc in docs if doc["video_id"] not in changed] + await self._mongo.read_back(changed)
 
     async def _index(self, docs: list[dict[str, Any]]) -> dict[str, str]:
         try:

@@ -119,6 +119,34 @@ async def test_a_search_find_is_not_percolated_and_keeps_search(
     assert await stored(mongo_db, es, es_alias, searched.video_id) == {"cricket": "search"}
 
 
+async def test_text_matches_are_written_with_the_event_itself_new_or_merged(
+    mongo_db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, es_alias: str
+) -> None:
+    """One write per event: a matched channel video's first write holds its matches (rev 1), and a
+    channel read of a video search found for one query adds the other query as text only."""
+    rng = random.Random(4)
+    writer, _ = await attributing_writer(mongo_db, es, es_alias, ["cricket", "golf"])
+    fresh = by_channel(rng, "Golf at sunrise")
+    searched = make_event(rng, query="cricket", title="Cricket and golf on one day")
+    in_one_batch = make_event(rng, query="golf", title="Golf and cricket, the sequel")
+    await writer.write_batch([fresh, searched, in_one_batch])
+
+    by_channel_later = searched.model_copy(
+        update={"found_by": FoundBy.channel(CHANNEL), "query": None, "fetched_at": BASE_TIME + timedelta(minutes=5)}
+    )
+    same_video_by_channel = in_one_batch.model_copy(update={"found_by": FoundBy.channel(CHANNEL), "query": None})
+    await writer.write_batch([by_channel_later, same_video_by_channel, same_video_by_channel])
+
+    assert await stored(mongo_db, es, es_alias, fresh.video_id) == {"golf": "text"}
+    assert await stored(mongo_db, es, es_alias, searched.video_id) == {"cricket": "search", "golf": "text"}
+    assert await stored(mongo_db, es, es_alias, in_one_batch.video_id) == {"golf": "search", "cricket": "text"}
+    revs = {
+        doc["video_id"]: doc["rev"]
+        async for doc in mongo_db[VIDEOS_COLLECTION].find({}, {"video_id": 1, "rev": 1, "_id": 0})
+    }
+    assert revs == {fresh.video_id: 1, searched.video_id: 2, in_one_batch.video_id: 3}
+
+
 async def test_a_query_added_later_is_attributed_to_older_channel_videos_of_the_window(
     mongo_db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, es_alias: str
 ) -> None:
