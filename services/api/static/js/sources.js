@@ -38,7 +38,8 @@ function refused(error, where) {
   }
 }
 
-// Shows the what-if in ``box`` with Confirm and Cancel; Confirm runs ``change`` and reloads the page's data.
+// Shows the what-if in ``box`` with Confirm and Cancel; Confirm runs ``change``, reloads the page's data
+// and then hides the box.
 async function preview(box, errorNode, { params, lines, section, lead = [] }, change) {
   errorNode.textContent = "";
   let text = lines;
@@ -62,8 +63,10 @@ async function preview(box, errorNode, { params, lines, section, lead = [] }, ch
     confirm.disabled = true;
     try {
       await change();
-      box.hidden = true;
+      // Hidden only once the tables show the change: a control used meanwhile would belong to a
+      // row the reload is about to replace.
       await load();
+      box.hidden = true;
     } catch (error) {
       confirm.disabled = false;
       refused(error, errorNode);
