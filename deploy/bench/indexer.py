@@ -9,7 +9,9 @@ Phase 2 (reindex): tops MongoDB up to ``--reindex-docs`` videos (inserted direct
 times ``python -m services.indexer reindex`` building a new index from them.
 
 ``--percolation both`` (default) runs phase 1 twice, without and with ``INDEX_ATTRIBUTION``: the
-``--channel-share`` of events found through a channel percolated against ``--queries`` queries.
+``--channel-share`` of events found through a channel percolated against ``--queries`` queries;
+``--rounds N`` repeats the pair, alternating which goes first, and reports the median ratio (one pair
+on a 2-core machine varies by several percent).
 
 Everything uses private names (database, alias, queue) and is removed afterwards. Results are printed
 and written to ``.local/bench/indexer.json``. A benchmark, not a test: figures depend on the machine
@@ -27,6 +29,7 @@ import platform
 import random
 import re
 import socket
+import statistics
 import sys
 import time
 import uuid
@@ -363,6 +366,9 @@ async def main() -> None:
     parser.add_argument("--percolation", choices=("both", "on", "off"), default="both", help="attribution in phase 1")
     parser.add_argument("--queries", type=int, default=20, help="configured queries percolated against")
     parser.add_argument("--channel-share", type=float, default=0.5, help="share of events found through a channel")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat phase 1 (with --percolation both: alternating the order)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database and index (for inspection)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -378,14 +384,22 @@ async def main() -> None:
         },
     }
     runs = {"both": (False, True), "on": (True,), "off": (False,)}[args.percolation]
-    for percolation in runs if args.events else ():
-        key = "pipeline_with_percolation" if percolation else "pipeline"
-        results[key] = await pipeline_phase(args, stack, f"{run_id}-{int(percolation)}", percolation=percolation)
-        print(key, json.dumps(results[key], indent=2), flush=True)
-    if len(runs) == 2 and args.events:
-        off, on = (results[key]["sustained_videos_per_second"] for key in ("pipeline", "pipeline_with_percolation"))
-        results["percolation_throughput_ratio"] = round(on / off, 3)
-        print(f"throughput with percolation: {on:,} videos/s, without: {off:,} ({on / off:.0%})", flush=True)
+    ratios: list[dict[str, Any]] = []
+    for round_number in range(args.rounds if args.events else 0):
+        # Alternate the order, so a machine that warms up or slows down favours neither side.
+        for percolation in runs if round_number % 2 == 0 else runs[::-1]:
+            key = "pipeline_with_percolation" if percolation else "pipeline"
+            run = f"{run_id}-{round_number}-{int(percolation)}"
+            results[key] = await pipeline_phase(args, stack, run, percolation=percolation)
+            print(key, json.dumps(results[key], indent=2), flush=True)
+        if len(runs) == 2:
+            off, on = (results[key]["sustained_videos_per_second"] for key in ("pipeline", "pipeline_with_percolation"))
+            ratios.append({"without": off, "with": on, "ratio": round(on / off, 3)})
+            print(f"throughput with percolation: {on:,} videos/s, without: {off:,} ({on / off:.0%})", flush=True)
+    if ratios:
+        results["percolation_rounds"] = ratios
+        results["percolation_throughput_ratio"] = statistics.median(r["ratio"] for r in ratios)
+        print(f"median ratio over {len(ratios)} round(s): {results['percolation_throughput_ratio']:.0%}", flush=True)
     if args.reindex_docs:
         results["reindex"] = await reindex_phase(args, stack, run_id)
         print(json.dumps(results["reindex"], indent=2), flush=True)
