@@ -4,6 +4,10 @@ Version 1 named the search query that found the video; version 2 says how it was
 ``found_by`` (a search query, or a followed channel's uploads), so a video found through a
 channel has no query. The indexer accepts both; fetchers publish version 2, so indexers are
 upgraded first.
+
+``VideoRemoved`` is the other message on the same queue: YouTube said the video was deleted (a
+push's tombstone). Its body says so in ``kind``, since copies of a message (retries, replays of
+dead letters) reach the queue under another routing key.
 """
 
 from __future__ import annotations
@@ -131,6 +135,40 @@ class VideoEvent(BaseModel):
     def _plausible_publish_date(self) -> VideoEvent:
         if not EARLIEST_PUBLISH_DATE <= self.published_at <= self.fetched_at + MAX_FUTURE_SKEW:
             raise ValueError(f"published_at {self.published_at.isoformat()} is not a plausible YouTube publish date")
+        return self
+
+
+REMOVAL_SCHEMA_VERSION: Literal[1] = 1
+
+
+class VideoRemoved(BaseModel):
+    """YouTube deleted the video at ``removed_at`` (a tombstone's ``when``), as the fetcher heard it.
+
+    The indexer marks the stored video removed unless a snapshot fetched after ``removed_at`` says it
+    is there (the later of the two wins, whatever order they arrive in); the API then hides it unless
+    asked for removed videos. Unknown fields are ignored, as in ``VideoEvent``.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    kind: Literal["removed"] = "removed"
+    schema_version: Literal[1] = REMOVAL_SCHEMA_VERSION
+    video_id: str = Field(pattern=VIDEO_ID_PATTERN)
+    removed_at: AwareDatetime
+    # The channel the tombstone came from, when the fetcher knows it (a push names its topic).
+    channel_id: str | None = Field(default=None, pattern=CHANNEL_ID_PATTERN)
+    # When the fetcher received the tombstone.
+    observed_at: AwareDatetime
+
+    @field_validator("removed_at", "observed_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _plausible_removal_date(self) -> VideoRemoved:
+        if not EARLIEST_PUBLISH_DATE <= self.removed_at <= self.observed_at + MAX_FUTURE_SKEW:
+            raise ValueError(f"removed_at {self.removed_at.isoformat()} is not a plausible removal date")
         return self
 
 

@@ -1,8 +1,9 @@
 """RabbitMQ topology: names and the one place that declares them.
 
 The fetcher publishes to a durable topic exchange; the indexer's durable queue is bound to it
-with ``video.#``. A message the indexer cannot use is rejected into a dead-letter exchange whose
-queue keeps it for inspection and replay.
+with ``video.#``: ``video.found`` carries a snapshot of a video, ``video.removed`` a removal. A
+message the indexer cannot use is rejected into a dead-letter exchange whose queue keeps it for
+inspection and replay.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
 ROUTING_KEY_VIDEO_FOUND = "video.found"
+ROUTING_KEY_VIDEO_REMOVED = "video.removed"
 BINDING_KEY_VIDEOS = "video.#"
 
 

@@ -1,4 +1,4 @@
-"""Publishes video events to RabbitMQ with publisher confirms: returning means the broker has it."""
+"""Publishes video events and removals to RabbitMQ with publisher confirms: returning means the broker has it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,13 @@ from collections.abc import Sequence
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
-from services.common.events import VideoEvent
-from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
+from services.common.events import VideoEvent, VideoRemoved
+from services.common.topology import (
+    ROUTING_KEY_VIDEO_FOUND,
+    ROUTING_KEY_VIDEO_REMOVED,
+    QueueNames,
+    declare_index_queue,
+)
 
 FENCING_HEADER = "x-tubewatch-lease-token"
 
@@ -33,6 +38,10 @@ class VideoPublisher:
         """
         await asyncio.gather(*(self._publish(event, lease_token) for event in events))
 
+    async def publish_removals(self, removals: Sequence[VideoRemoved], lease_token: int) -> None:
+        """Publish all removals (tombstones), confirmed by the broker, fenced like ``publish_videos``."""
+        await asyncio.gather(*(self._publish_removal(removal, lease_token) for removal in removals))
+
     async def _publish(self, event: VideoEvent, lease_token: int) -> None:
         message = aio_pika.Message(
             body=event.model_dump_json().encode(),
@@ -42,3 +51,13 @@ class VideoPublisher:
             headers={"query": event.query, "schema_version": event.schema_version, FENCING_HEADER: lease_token},
         )
         await self._exchange.publish(message, routing_key=ROUTING_KEY_VIDEO_FOUND, mandatory=True)
+
+    async def _publish_removal(self, removal: VideoRemoved, lease_token: int) -> None:
+        message = aio_pika.Message(
+            body=removal.model_dump_json().encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=removal.video_id,
+            headers={"kind": removal.kind, "schema_version": removal.schema_version, FENCING_HEADER: lease_token},
+        )
+        await self._exchange.publish(message, routing_key=ROUTING_KEY_VIDEO_REMOVED, mandatory=True)

@@ -1,10 +1,10 @@
-"""A message body as a ``VideoEvent``, or a short reason why it is not one (for the dead letter)."""
+"""A message body as a ``VideoEvent`` or ``VideoRemoved``, or a short reason why it is neither (the dead letter)."""
 
 from __future__ import annotations
 
 from pydantic import ValidationError
 
-from services.common.events import VideoEvent
+from services.common.events import VideoEvent, VideoRemoved
 
 
 def decode_event(body: bytes) -> VideoEvent:
@@ -12,10 +12,30 @@ def decode_event(body: bytes) -> VideoEvent:
     try:
         return VideoEvent.model_validate_json(body)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        if first["type"] == "json_invalid":
-            raise ValueError(f"body is not JSON: {first['msg'].removeprefix('Invalid JSON: ')}") from None
-        if first["type"] == "model_type" and not first["loc"]:
-            raise ValueError("body is not a JSON object") from None
-        location = ".".join(str(p) for p in first["loc"]) or "event"
-        raise ValueError(f"{exc.error_count()} schema error(s); {location}: {first['msg']}") from None
+        raise _refusal(exc) from None
+
+
+def decode_message(body: bytes) -> VideoEvent | VideoRemoved:
+    """A video event, or a removal when the body says ``"kind": "removed"``; ValueError otherwise.
+
+    Events come first: they are nearly every message, and decode in one pass. A body that is
+    neither gets the reason of the kind it claims to be (a removal when its ``kind`` is right).
+    """
+    try:
+        return VideoEvent.model_validate_json(body)
+    except ValidationError as event_error:
+        try:
+            return VideoRemoved.model_validate_json(body)
+        except ValidationError as removal_error:
+            claims_removal = not any(error["loc"][:1] == ("kind",) for error in removal_error.errors())
+            raise _refusal(removal_error if claims_removal else event_error) from None
+
+
+def _refusal(exc: ValidationError) -> ValueError:
+    first = exc.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        return ValueError(f"body is not JSON: {first['msg'].removeprefix('Invalid JSON: ')}")
+    if first["type"] == "model_type" and not first["loc"]:
+        return ValueError("body is not a JSON object")
+    location = ".".join(str(p) for p in first["loc"]) or "event"
+    return ValueError(f"{exc.error_count()} schema error(s); {location}: {first['msg']}")
