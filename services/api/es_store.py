@@ -17,7 +17,7 @@ from elasticsearch.serializer import JsonSerializer
 from services.api.buckets import INTERVAL_MS, HistogramInterval, HistogramTooLargeError
 from services.api.pages import TOTAL_EXACT_UP_TO, Page, PageRequest, PitExpiredError
 from services.common.errors import StoreUnavailableError
-from services.common.video_query import Filters, build_query, sort_clauses
+from services.common.video_query import NOT_REMOVED_CLAUSE, Filters, build_query, sort_clauses
 from services.common.video_shape import VIDEO_SOURCE_FIELDS, public_video
 
 _PAGE_FILTER_PATH = "hits.total,hits.hits._source,hits.hits.sort,pit_id"
@@ -97,9 +97,9 @@ class ElasticsearchStore:
             await self._es.close_point_in_time(id=pit_id)
 
     async def channels(self, q: str | None, limit: int) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {"match_all": {}}
+        query: dict[str, Any] = {"bool": {"filter": [NOT_REMOVED_CLAUSE]}}
         if q is not None:
-            query = {"match_bool_prefix": {"channel_title": {"query": q, "operator": "and"}}}
+            query["bool"]["must"] = [{"match_bool_prefix": {"channel_title": {"query": q, "operator": "and"}}}]
         aggs = {
             "channels": {
                 "terms": {"field": "channel_id", "size": limit, "order": [{"_count": "desc"}, {"_key": "asc"}]},
@@ -141,7 +141,7 @@ class ElasticsearchStore:
 
     async def query_counts(self, queries: list[str]) -> dict[str, int]:
         aggs = {"queries": {"terms": {"field": "queries", "include": queries, "size": max(len(queries), 1)}}}
-        response = await self._call_search(query={"match_all": {}}, aggs=aggs, size=0, request_cache=True)
+        response = await self._call_search(query=NOT_REMOVED_CLAUSE, aggs=aggs, size=0, request_cache=True)
         return {b["key"]: int(b["doc_count"]) for b in response["aggregations"]["queries"]["buckets"]}
 
     async def count(self) -> int:

@@ -78,6 +78,12 @@ class Video(_Model):
         ),
         examples=[{"cricket": "search", "test match": "text"}],
     )
+    removed_at: datetime | None = Field(
+        description=(
+            "When YouTube said the video was deleted (RFC 3339, UTC); null while it is not. Removed videos are "
+            "listed only with include_removed=true, and lose it when a later search or channel read finds them."
+        )
+    )
 
 
 class Total(_Model):

@@ -14,7 +14,7 @@ from pymongo.errors import PyMongoError
 
 from services.api.buckets import HistogramInterval
 from services.api.pages import TOTAL_EXACT_UP_TO, Page, PageRequest
-from services.common.catalogue import VIDEOS_COLLECTION
+from services.common.catalogue import REMOVED_AT_FIELD, VIDEOS_COLLECTION
 from services.common.errors import StoreUnavailableError
 from services.common.events import FoundBySource
 from services.common.timefmt import from_epoch_ms, to_epoch_ms
@@ -27,6 +27,8 @@ _PHRASE = re.compile(r'"([^"]*)"')
 _SEARCH_SYNTAX = re.compile(r'["\\]')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MATCH_NOTHING: dict[str, Any] = {"_id": {"$exists": False}}
+# Videos YouTube did not say it deleted.
+_NOT_REMOVED: dict[str, Any] = {REMOVED_AT_FIELD: {"$exists": False}}
 
 
 def mongo_text_search(q: str) -> str | None:
@@ -89,6 +91,8 @@ def mongo_filter(filters: Filters, snapshot_ms: int | None) -> dict[str, Any]:
         query |= found_by_filter(filters.found_by)
     if snapshot_ms is not None:
         query["first_seen_at"] = {"$lte": from_epoch_ms(snapshot_ms)}
+    if not filters.include_removed:
+        query |= _NOT_REMOVED
     return query
 
 
@@ -153,7 +157,7 @@ class MongoStore:
         return None if doc is None else public_video(doc)
 
     async def channels(self, q: str | None, limit: int) -> list[dict[str, Any]]:
-        pipeline: list[dict[str, Any]] = []
+        pipeline: list[dict[str, Any]] = [{"$match": _NOT_REMOVED}]
         if q is not None:
             words = _CONTROL.sub("", q).split()
             pattern = "".join(f"(?=.*(^|\\W){re.escape(word)})" for word in words)
@@ -191,7 +195,7 @@ class MongoStore:
 
     async def query_counts(self, queries: list[str]) -> dict[str, int]:
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"queries": {"$in": queries}}},
+            {"$match": {"queries": {"$in": queries}} | _NOT_REMOVED},
             {"$unwind": "$queries"},
             {"$match": {"queries": {"$in": queries}}},
             {"$group": {"_id": "$queries", "count": {"$sum": 1}}},

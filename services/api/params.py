@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qsl
@@ -81,6 +82,18 @@ Limit = Annotated[
     Field(ge=1, le=MAX_LIMIT, description=f"Items per page, 1-{MAX_LIMIT}."),
     BeforeValidator(_digits_only),
 ]
+
+
+def _true_or_false(value: object) -> object:
+    """Only the words true and false are a flag here (not 1, yes, on or True)."""
+    if isinstance(value, str):
+        if value not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return value == "true"
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_true_or_false)]
 TimeParameter = Annotated[
     datetime,
     BeforeValidator(parse_time_parameter),
@@ -216,6 +229,14 @@ class VideoListParams(FilterParams):
         max_length=4096,
         description="The next_cursor of the previous page, with the same q, filters and sort.",
     )
+    include_removed: Flag = Field(
+        default=False,
+        description="true: also the videos YouTube deleted, each with its removed_at; left out otherwise.",
+    )
+
+    def filters(self) -> Filters:
+        """The filters of the list: those of every listing, and whether removed videos are included."""
+        return replace(super().filters(), include_removed=self.include_removed)
 
     @model_validator(mode="after")
     def _relevance_needs_q(self) -> Self:

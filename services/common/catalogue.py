@@ -13,9 +13,13 @@ from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 VIDEOS_COLLECTION = "videos"
-# 2: found_by (how each video was found). The mapping is strict, so every new field is a new version,
-# filled by the zero-downtime reindex (an upgraded indexer runs it at start, see services/indexer/upgrade.py).
+# 2: found_by (how each video was found). The mapping is strict, so every new field that existing
+# documents must hold is a new version, filled by the zero-downtime reindex (an upgraded indexer runs it
+# at start, see services/indexer/upgrade.py). A field no existing document needs (FIELDS_ADDED_IN_PLACE)
+# is added to the live index's mapping instead.
 SEARCH_INDEX_VERSION = 2
+# When YouTube said the video was deleted; absent while it is not (services/indexer/removal.py).
+REMOVED_AT_FIELD = "removed_at"
 
 MONGO_VIDEO_INDEXES = [
     IndexModel([("video_id", ASCENDING)], unique=True, name="video_id_unique"),
@@ -118,8 +122,14 @@ SEARCH_INDEX_MAPPINGS: dict[str, Any] = {
         "first_seen_at": {"type": "date"},
         "indexed_at": {"type": "date"},
         "rev": {"type": "long"},
+        REMOVED_AT_FIELD: {"type": "date"},
     },
 }
+
+# Fields added to the mapping after an index of SEARCH_INDEX_VERSION may have been created, which no
+# stored document needs until a write sets them: an indexer puts them into the live index's mapping at
+# start (put_mapping only adds, and the same field again changes nothing), so no reindex is needed.
+FIELDS_ADDED_IN_PLACE = (REMOVED_AT_FIELD,)
 
 # Fields copied from the MongoDB document into Elasticsearch.
 SEARCH_DOCUMENT_FIELDS = tuple(SEARCH_INDEX_MAPPINGS["properties"])
@@ -173,15 +183,23 @@ async def alias_indexes(es: AsyncElasticsearch, alias: str) -> list[str]:
     return sorted(found.body, key=lambda index: not found.body[index]["aliases"][alias].get("is_write_index", False))
 
 
+async def add_fields_in_place(es: AsyncElasticsearch, index: str) -> None:
+    """Give ``index`` the ``FIELDS_ADDED_IN_PLACE`` its mapping lacks (an index created before them)."""
+    properties = SEARCH_INDEX_MAPPINGS["properties"]
+    await es.indices.put_mapping(index=index, properties={name: properties[name] for name in FIELDS_ADDED_IN_PLACE})
+
+
 async def ensure_search_index(es: AsyncElasticsearch, alias: str) -> str:
     """Create the versioned index behind ``alias`` when the alias does not exist yet.
 
-    Returns the name of the index the alias writes to. Safe when several indexers start together:
-    the index and its alias are created in one request, and the loser of that race (Elasticsearch
-    answers ``resource_already_exists_exception``) simply uses the winner's index.
+    Returns the name of the index the alias writes to, whose mapping then has ``FIELDS_ADDED_IN_PLACE``.
+    Safe when several indexers start together: the index and its alias are created in one request, and
+    the loser of that race (Elasticsearch answers ``resource_already_exists_exception``) simply uses the
+    winner's index.
     """
     current = await alias_indexes(es, alias)
     if current:
+        await add_fields_in_place(es, current[0])
         return current[0]
     index = versioned_index_name(alias)
     try:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from services.common.catalogue import REMOVED_AT_FIELD
 from services.common.events import FoundBySource
 
 SortOrder = Literal["-published_at", "published_at", "relevance"]
@@ -76,7 +77,8 @@ _PLAIN_WORD = re.compile(r"[^\s\"()|+\-*~\\][^\s\"()|*~\\]*")
 class Filters:
     """What a listing is narrowed to: q, channels, publish-time bounds (epoch ms), a configured query
     (``matched``: only the videos that belong to it that way), how the videos were found (``found_by``:
-    at least one find of that source).
+    at least one find of that source). Videos YouTube deleted (``removed_at``) are left out unless
+    ``include_removed``.
 
     ``published_within_ms`` is a bound relative to a moment ("the last day"): ``at(moment)`` turns it
     into a lower bound before any query is built from the filters.
@@ -90,6 +92,7 @@ class Filters:
     published_within_ms: int | None = None
     found_by: FoundBySource | None = None
     matched: MatchedBy | None = None
+    include_removed: bool = False
 
     def canonical(self) -> dict[str, Any]:
         canonical: dict[str, Any] = {
@@ -105,6 +108,8 @@ class Filters:
             canonical["found_by"] = self.found_by
         if self.matched is not None:  # likewise
             canonical["matched"] = self.matched
+        if self.include_removed:  # likewise
+            canonical["include_removed"] = True
         return canonical
 
     def at(self, moment_ms: int) -> Filters:
@@ -180,7 +185,10 @@ def text_query(q: str, *, whole_words: bool = False) -> dict[str, Any]:
 
 
 def filter_clauses(filters: Filters, snapshot_ms: int | None) -> list[dict[str, Any]]:
-    """The filters (all but q) as filter clauses; ``snapshot_ms`` keeps videos first seen by then."""
+    """The filters (all but q) as filter clauses; ``snapshot_ms`` keeps videos first seen by then.
+
+    Removed videos are left out unless the filters include them.
+    """
     filters.require_absolute()
     clauses: list[dict[str, Any]] = []
     if filters.channel_ids:
@@ -200,7 +208,13 @@ def filter_clauses(filters: Filters, snapshot_ms: int | None) -> list[dict[str, 
         clauses.append(found_by_clause(filters.found_by))
     if snapshot_ms is not None:
         clauses.append({"range": {"first_seen_at": {"lte": snapshot_ms, "format": "epoch_millis"}}})
+    if not filters.include_removed:
+        clauses.append(NOT_REMOVED_CLAUSE)
     return clauses
+
+
+# Videos YouTube did not say it deleted (an index created before removed_at existed holds none).
+NOT_REMOVED_CLAUSE: dict[str, Any] = {"bool": {"must_not": [{"exists": {"field": REMOVED_AT_FIELD}}]}}
 
 
 def found_by_clause(source: FoundBySource) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, get_args
 
+from services.common.catalogue import REMOVED_AT_FIELD
 from services.common.events import ChannelVia, video_url
 from services.common.timefmt import format_epoch_ms, parse_rfc3339, to_epoch_ms
 
@@ -21,17 +22,22 @@ VIDEO_SOURCE_FIELDS = (
     "view_count",
     "found_by",
     "queries",
+    REMOVED_AT_FIELD,
 )
 _THUMBNAIL_NAMES = ("default", "medium", "high")
 _CHANNEL_VIAS = get_args(ChannelVia)
 
 
 def published_ms(doc: dict[str, Any]) -> int:
-    published = doc["published_at"]
-    if isinstance(published, str):
-        published = parse_rfc3339(published)
-    assert isinstance(published, datetime)
-    return to_epoch_ms(published)
+    return _stored_time_ms(doc["published_at"])
+
+
+def _stored_time_ms(stored: object) -> int:
+    """A stored time (MongoDB's datetime, Elasticsearch's RFC 3339 string) as epoch milliseconds."""
+    if isinstance(stored, str):
+        stored = parse_rfc3339(stored)
+    assert isinstance(stored, datetime)
+    return to_epoch_ms(stored)
 
 
 def public_found_by(doc: dict[str, Any]) -> list[dict[str, str]]:
@@ -84,6 +90,7 @@ def public_video(doc: dict[str, Any], published_at_ms: int | None = None) -> dic
         if isinstance(thumb, dict):
             thumbnails[name] = {"url": thumb.get("url"), "width": thumb.get("width"), "height": thumb.get("height")}
     found_by = public_found_by(doc)
+    removed_at = doc.get(REMOVED_AT_FIELD)
     return {
         "video_id": video_id,
         "title": doc.get("title") or "",
@@ -97,4 +104,5 @@ def public_video(doc: dict[str, Any], published_at_ms: int | None = None) -> dic
         "view_count": doc.get("view_count"),
         "found_by": found_by,
         "matched": public_matched(doc, found_by),
+        "removed_at": None if removed_at is None else format_epoch_ms(_stored_time_ms(removed_at)),
     }

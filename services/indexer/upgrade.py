@@ -10,6 +10,7 @@ get every document rejected. So, before the first batch (``VideoWriter.prepare``
    The one is whoever holds the upgrade lease in MongoDB (renewed while it works, taken over once it
    lapses, so a crashed upgrader only delays the others by ``_LEASE_SECONDS``); the others wait for
    the alias to move. Indexers of the previous version keep writing through the alias meanwhile.
+   The current index then gets the mapping's ``FIELDS_ADDED_IN_PLACE`` it lacks (no reindex).
 2. Stragglers of a rolling upgrade, where indexers of the previous version keep writing after the
    swap, are repaired: videos they stored without ``found_by`` get it and are copied to the alias,
    and videos whose copy they replaced with one without ``found_by`` (their search fields predate
@@ -41,6 +42,7 @@ from pymongo.errors import DuplicateKeyError
 from services.common.catalogue import (
     SEARCH_INDEX_VERSION,
     VIDEOS_COLLECTION,
+    add_fields_in_place,
     alias_indexes,
     ensure_search_index,
     index_version,
@@ -150,6 +152,7 @@ class CatalogueUpgrade:
                 logger.info("waiting for another indexer to upgrade the search index", extra={"index": index})
                 waiting_logged = True
             await asyncio.sleep(_WAIT_POLL_SECONDS)
+        await add_fields_in_place(self._es, index)
         await self._delete_leftovers(index)
         await self._repair_stragglers()
 

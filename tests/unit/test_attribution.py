@@ -112,11 +112,11 @@ def test_elasticsearch_tells_search_from_text_by_the_search_entries_of_found_by(
 
 
 def test_mongodb_tells_search_from_text_by_the_indexers_text_matched_queries() -> None:
-    assert mongo_filter(Filters(query="bowl", matched="text"), None) == {
+    assert mongo_filter(Filters(query="bowl", matched="text", include_removed=True), None) == {
         "queries": "bowl",
         "text_matched_queries": "bowl",
     }
-    assert mongo_filter(Filters(query="bowl", matched="search"), None) == {
+    assert mongo_filter(Filters(query="bowl", matched="search", include_removed=True), None) == {
         "queries": "bowl",
         "text_matched_queries": {"$ne": "bowl"},
     }
