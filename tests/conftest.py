@@ -97,7 +97,7 @@ async def queue_names(amqp: aio_pika.abc.AbstractRobustConnection, unique_name: 
     channel = await amqp.channel()
     for queue in (names.queue, names.dead_queue):
         await channel.queue_delete(queue)
-    for exchange in (names.exchange, names.dead_exchange):
+    for exchange in (names.exchange, names.dead_exchange, names.stored_exchange):
         await channel.exchange_delete(exchange)
     await channel.close()
 

@@ -33,6 +33,7 @@ from services.indexer.pipeline import BatchPipeline
 from services.indexer.settings import Settings
 from services.indexer.settlement import Batch, Settler
 from services.indexer.store import VideoWriter
+from services.indexer.stored_events import StoredEventPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +104,11 @@ class BatchIndexer:
         await declare_index_queue(channel, self.names)
         dead_exchange = await channel.get_exchange(self.names.dead_exchange)
         settler = Settler(self._metrics, channel, dead_exchange, self.names.queue, self._settings.index_max_attempts)
+        stored_events = await StoredEventPublisher.declare(channel, self.names)
         await self._start_consuming(channel)
         if isinstance(channel, RobustChannel):
             channel.reopen_callbacks.add(self._start_consuming)
-        return BatchPipeline(self._writer, self._metrics, settler, self._until_stored)
+        return BatchPipeline(self._writer, self._metrics, settler, self._until_stored, stored_events)
 
     async def _detach(self, channel: AbstractChannel) -> None:
         if isinstance(channel, RobustChannel):

@@ -44,6 +44,11 @@ class IndexerMetrics:
             ["store"],
             registry=registry,
         )
+        self.stored_events = Counter(
+            "tubewatch_indexer_stored_events",
+            "'Videos stored' events published and confirmed, one per batch that stored any video",
+            registry=registry,
+        )
         self.ready = Gauge("tubewatch_indexer_ready", "1 while both stores accept writes", registry=registry)
         self.queue_depth = Gauge(
             "tubewatch_indexer_queue_depth",

@@ -4,9 +4,11 @@
    at once, in parallel with the rest of the batch.
 2. ``_store``: ``VideoWriter`` writes the events to MongoDB then Elasticsearch, retried while a store
    is out (the consumer's ``until_stored``); it returns each event's rejection reason or None.
-3. ``_settle_rejected``: each rejected message is re-queued as a copy counting the attempt, or
+3. ``StoredEventPublisher.publish``: one "videos stored" event naming the stored videos, confirmed
+   by RabbitMQ before anything is acked (if it fails, the whole batch goes back to the queue).
+4. ``_settle_rejected``: each rejected message is re-queued as a copy counting the attempt, or
    dead-lettered after its last one.
-4. ``ack_in_order``: one ``basic.ack(multiple=True)`` once every earlier batch is acked.
+5. ``ack_in_order``: one ``basic.ack(multiple=True)`` once every earlier batch is acked.
 
 Should anything else fail, every message of the batch goes back to the queue.
 """
@@ -25,6 +27,7 @@ from services.indexer.decoding import decode_event
 from services.indexer.metrics import IndexerMetrics
 from services.indexer.settlement import Batch, Settler, ack_in_order, requeue
 from services.indexer.store import VideoWriter
+from services.indexer.stored_events import StoredEventPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +39,15 @@ Decoded = list[tuple[DeliveredMessage, VideoEvent]]
 
 class BatchPipeline:
     def __init__(
-        self, writer: VideoWriter, metrics: IndexerMetrics, settler: Settler, until_stored: StoreRetry
+        self,
+        writer: VideoWriter,
+        metrics: IndexerMetrics,
+        settler: Settler,
+        until_stored: StoreRetry,
+        stored_events: StoredEventPublisher,
     ) -> None:
         self._writer = writer
+        self._stored_events = stored_events
         self._metrics = metrics
         self._settler = settler
         self._until_stored = until_stored
@@ -49,6 +58,9 @@ class BatchPipeline:
             decoded, settling = self._decode(batch)
             if decoded:
                 reasons = await self._store([event for _, event in decoded])
+                stored = [event.video_id for (_, event), reason in zip(decoded, reasons, strict=True) if reason is None]
+                if await self._stored_events.publish(stored):
+                    self._metrics.stored_events.inc()
                 settling += self._settle_rejected(batch, decoded, reasons)
             await asyncio.gather(*settling)
             await ack_in_order(batch, previous)
