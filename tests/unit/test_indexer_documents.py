@@ -53,17 +53,23 @@ def test_a_first_channel_find_adds_no_query_and_one_channel_entry() -> None:
 
 
 def test_the_merge_unions_the_find_the_stored_entries_and_those_of_the_stored_queries() -> None:
-    (stage,) = merge_pipeline(make_event(random.Random(5), found_by=FoundBy.channel(CHANNEL)), NOW)
+    (stage,) = merge_pipeline(make_event(random.Random(5), found_by=FoundBy.channel(CHANNEL)), NOW, {"golf"})
     fields = stage["$set"]
-    assert fields["queries"] == {"$setUnion": [{"$ifNull": ["$queries", []]}, {"$literal": []}]}
+    stored_queries = {"$ifNull": ["$queries", []]}
+    # The channel find adds no query of its own, and the queries its text matched.
+    assert fields["queries"] == {"$setUnion": [stored_queries, {"$literal": []}, {"$literal": ["golf"]}]}
     stored, of_queries, found = fields["found_by"]["$setUnion"]
     assert stored == {"$ifNull": ["$found_by", []]}
     # The stored queries but those matched by text alone: no search found the video for them.
     assert of_queries["$map"]["input"] == {
         "$setDifference": [{"$ifNull": ["$queries", []]}, {"$ifNull": ["$text_matched_queries", []]}]
     }
+    # A text match is listed as such unless search found the video for that query already.
     assert fields["text_matched_queries"] == {
-        "$setDifference": [{"$ifNull": ["$text_matched_queries", []]}, {"$literal": []}]
+        "$setUnion": [
+            {"$setDifference": [{"$ifNull": ["$text_matched_queries", []]}, {"$literal": []}]},
+            {"$setDifference": [{"$literal": ["golf"]}, {"$setUnion": [stored_queries, {"$literal": []}]}]},
+        ]
     }
     assert found == {"$literal": [{"source": "channel", "channel_id": CHANNEL, "via": "poll"}]}
 
