@@ -62,7 +62,7 @@ typecheck: install
 	$(VENV)/bin/mypy services deploy tests
 
 pytest: install browser $(GRAFANA_SCHEMA)
-	$(VENV)/bin/pytest -p no:cacheprovider
+	$(VENV)/bin/pytest -p no:cacheprovider --durations=30
 
 test: install up lint jstest typecheck audit-if-reachable pytest
 
