@@ -12,36 +12,25 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from services.api.buckets import TOO_MANY_BUCKETS, HistogramInterval, too_many_buckets
 from services.api.errors import ApiError, invalid
-from services.common.events import VIDEO_ID_PATTERN, FoundBySource
-from services.common.timefmt import parse_duration, to_epoch_ms
-from services.common.video_query import Filters, MatchedBy, SortOrder
+from services.common.events import VIDEO_ID_PATTERN
+from services.common.video_filters import VideoFilters, broken_rule, rule_parameter
+from services.common.video_query import Filters, SortOrder
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
-MAX_Q_LENGTH = 200
 MAX_CHANNEL_Q_LENGTH = 100
-CHANNEL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-MAX_CHANNEL_FILTERS = 50
 MAX_QUERY_FIELDS = 100
 # A feed is always this many of the newest matches.
 FEED_SIZE = 50
-# The longest published_within: about ten years.
-MAX_WITHIN = timedelta(days=3660)
 
 _DIGITS = re.compile(r"[0-9]{1,9}")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DATE_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
 
 
 def _digits_only(value: object) -> object:
@@ -51,30 +40,6 @@ def _digits_only(value: object) -> object:
             raise ValueError("must be a whole number")
         return int(value)
     return value
-
-
-def parse_time_parameter(value: object) -> object:
-    """An RFC 3339 timestamp with a zone, or a date alone meaning midnight UTC."""
-    if not isinstance(value, str):
-        return value
-    try:
-        if _DATE.fullmatch(value):
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
-        if _DATE_TIME.fullmatch(value):
-            return datetime.fromisoformat(value.upper()).astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ValueError("is not a possible date or time") from None
-    raise ValueError("must be an RFC 3339 timestamp with a time zone (2026-11-24T12:00:00Z) or a date (2026-11-24)")
-
-
-def parse_within_parameter(value: object) -> object:
-    """An ISO 8601 duration of fixed length (P1D, PT6H, P1W), more than zero and at most MAX_WITHIN."""
-    if not isinstance(value, str):
-        return value
-    span = parse_duration(value)
-    if span <= timedelta(0) or span > MAX_WITHIN:
-        raise ValueError(f"must be more than zero and at most P{MAX_WITHIN.days}D")
-    return span
 
 
 Limit = Annotated[
@@ -94,42 +59,6 @@ def _true_or_false(value: object) -> object:
 
 
 Flag = Annotated[bool, BeforeValidator(_true_or_false)]
-TimeParameter = Annotated[
-    datetime,
-    BeforeValidator(parse_time_parameter),
-    WithJsonSchema({"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]}),
-]
-Within = Annotated[
-    timedelta,
-    BeforeValidator(parse_within_parameter),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": r"^P([0-9]{1,7}W|([0-9]{1,7}D)?(T([0-9]{1,7}H)?([0-9]{1,9}M)?([0-9]{1,10}S)?)?)$",
-        }
-    ),
-]
-SearchText = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=MAX_Q_LENGTH,
-        pattern=r"\S",
-        description=(
-            "Full-text search over title, description and channel title: stemmed words (running finds run), "
-            'the last word also as a prefix while typing (crick finds cricket), "quoted phrases", -word to '
-            "exclude, a | b for either. All other words are required."
-        ),
-    ),
-]
-ChannelId = Annotated[str, Field(pattern=CHANNEL_ID_PATTERN)]
-
-# The error type of a rule that ties parameters together; its context names the parameter at fault.
-_RULE = "parameter_rule"
-
-
-def _broken_rule(parameter: str, message: str) -> PydanticCustomError:
-    return PydanticCustomError(_RULE, message, {"parameter": parameter})
 
 
 class Params(BaseModel):
@@ -143,78 +72,8 @@ class Params(BaseModel):
     refused: ClassVar[Mapping[str, str]] = {}
 
 
-class FilterParams(Params):
-    q: SearchText | None = None
-    channel_id: list[ChannelId] = Field(
-        default_factory=list,
-        max_length=MAX_CHANNEL_FILTERS,
-        description="Only videos of these channels (repeat the parameter for several).",
-    )
-    published_after: TimeParameter | None = Field(
-        default=None,
-        description="Only videos published at or after this time (RFC 3339; a date alone is midnight UTC).",
-    )
-    published_before: TimeParameter | None = Field(
-        default=None,
-        description="Only videos published at or before this time (RFC 3339; a date alone is midnight UTC).",
-    )
-    published_within: Within | None = Field(
-        default=None,
-        description=(
-            "Only videos published in this span back from now (a list walk: from its first page), an ISO 8601 "
-            "duration: P1D, PT6H, P1W, P1DT12H; no years or months."
-        ),
-    )
-    query: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=500,
-        description=(
-            "Only videos that belong to this configured search query (see /api/v1/queries): found by its search, "
-            "or found in a followed channel's uploads with text matching it (see matched)."
-        ),
-    )
-    matched: MatchedBy | None = Field(
-        default=None,
-        description=(
-            "With query: only the videos search found for it (search), or only those whose text matched it and "
-            "that its search has not found (yet) (text)."
-        ),
-    )
-    found_by: FoundBySource | None = Field(
-        default=None,
-        description=(
-            "Only videos found this way at least once: search (by a configured search query) or channel "
-            "(in a followed channel's uploads). A video found both ways matches either."
-        ),
-    )
-
-    def filters(self) -> Filters:
-        """The filters as the stores take them: times as epoch milliseconds, truncated as stored.
-
-        published_within stays relative: ``Filters.at(moment)`` fixes it once the moment is known.
-        """
-        within = self.published_within
-        return Filters(
-            q=self.q,
-            channel_ids=tuple(self.channel_id),
-            published_after_ms=None if self.published_after is None else to_epoch_ms(self.published_after),
-            published_before_ms=None if self.published_before is None else to_epoch_ms(self.published_before),
-            query=self.query,
-            published_within_ms=None if within is None else within // timedelta(milliseconds=1),
-            found_by=self.found_by,
-            matched=self.matched,
-        )
-
-    @model_validator(mode="after")
-    def _bounds_in_order(self) -> Self:
-        filters = self.filters()
-        after, before = filters.published_after_ms, filters.published_before_ms
-        if after is not None and before is not None and after > before:
-            raise _broken_rule("published_after", "published_after is later than published_before")
-        if self.matched is not None and self.query is None:
-            raise _broken_rule("matched", "matched needs query")
-        return self
+class FilterParams(Params, VideoFilters):
+    """The filters of a listing (services/common/video_filters.py) as query parameters."""
 
 
 class VideoListParams(FilterParams):
@@ -241,7 +100,7 @@ class VideoListParams(FilterParams):
     @model_validator(mode="after")
     def _relevance_needs_q(self) -> Self:
         if self.sort == "relevance" and self.q is None:
-            raise _broken_rule("sort", "sort=relevance needs q")
+            raise broken_rule("sort", "sort=relevance needs q")
         return self
 
 
@@ -253,7 +112,7 @@ class HistogramParams(FilterParams):
         filters = self.filters()
         after, before = filters.published_after_ms, filters.published_before_ms
         if after is not None and before is not None and too_many_buckets(after, before, self.interval):
-            raise _broken_rule("interval", TOO_MANY_BUCKETS)
+            raise broken_rule("interval", TOO_MANY_BUCKETS)
         return self
 
 
@@ -329,8 +188,9 @@ def validate_params(model: type[ParamsT], data: dict[str, Any]) -> ParamsT:
         return model.model_validate(data)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        if error["type"] == _RULE:
-            raise invalid(str(error.get("ctx", {})["parameter"]), error["msg"]) from None
+        parameter = rule_parameter(error)
+        if parameter is not None:
+            raise invalid(parameter, error["msg"]) from None
         name = str(error["loc"][0]) if error["loc"] else "query"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":

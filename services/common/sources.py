@@ -89,6 +89,8 @@ ENVIRONMENT_ACTOR = "environment"
 
 SourcesMode = Literal["first", "always"]
 SourceKind = Literal["query", "channel"]
+# What the audit log records changes of: the sources, and the saved searches (saved_searches.py).
+AuditKind = Literal["query", "channel", "saved_search"]
 AuditAction = Literal["create", "update", "delete"]
 
 
@@ -177,13 +179,13 @@ class SeedMarker(_Doc):
 
 
 class AuditEntry(_Doc):
-    """One change of the sources. ``_id`` is an ObjectId: entries sort newest first by it."""
+    """One change of the sources or of a saved search. ``_id`` is an ObjectId: entries sort newest first by it."""
 
     at: AwareDatetime
     actor: str  # the admin token's label, or ENVIRONMENT_ACTOR
     action: AuditAction
-    kind: SourceKind
-    target: str  # the query's id or the channel's id
+    kind: AuditKind
+    target: str  # the query's, the channel's or the saved search's id
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
 
