@@ -3,7 +3,8 @@
 A body over MAX_ADMIN_BODY_BYTES answers 413 (by its Content-Length before reading a byte, or
 as soon as a chunked body passes the limit); a content type other than JSON answers 415; a body
 that is not JSON, or not an object, answers 400 ``invalid_request``; a field that fails its model
-answers 400 ``invalid_parameter`` naming the field. PATCH bodies are JSON merge patches (RFC 7396,
+answers 400 ``invalid_parameter`` naming the field (a nested one by its path:
+``filters.published_after``). PATCH bodies are JSON merge patches (RFC 7396,
 ``application/merge-patch+json`` or ``application/json``): a member set to null goes back to its
 default.
 """
@@ -17,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from services.api.errors import ApiError, invalid
+from services.common.video_filters import rule_parameter
 
 MAX_ADMIN_BODY_BYTES = 65536
 JSON_TYPES = frozenset({"application/json"})
@@ -51,15 +53,20 @@ async def read_json_object(request: web.Request, content_types: frozenset[str] =
 
 
 def validated(model: type[ModelT], body: dict[str, Any]) -> ModelT:
-    """``body`` as ``model``; 400 naming the first field at fault."""
+    """``body`` as ``model``; 400 naming the first field at fault, a nested one by its path (filters.q)."""
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        name = str(error["loc"][0]) if error["loc"] else "body"
+        path = [str(part) for part in error["loc"]]
+        rule = rule_parameter(error)
+        if rule is not None:  # a rule of filters that tie together names the filter at fault
+            name = ".".join([*path, rule])
+            raise invalid(name, f"{name}: {error['msg']}") from None
+        name = ".".join(path) if path else "body"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = f"unknown field; allowed: {', '.join(model.model_fields)}"
+            message = f"unknown field; allowed: {', '.join(model.model_fields)}" if len(path) == 1 else "unknown field"
         raise invalid(name, f"{name}: {message}") from None
 
 

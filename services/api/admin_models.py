@@ -197,8 +197,8 @@ class AuditRecord(_Answer):
     at: datetime
     actor: str = Field(description="The admin token's label, or environment for the seeding.")
     action: Literal["create", "update", "delete"]
-    kind: Literal["query", "channel"]
-    target: str = Field(description="The query's id or the channel's id.")
+    kind: Literal["query", "channel", "saved_search"]
+    target: str = Field(description="The query's, the channel's or the saved search's id.")
     before: dict[str, Any] | None
     after: dict[str, Any] | None
 

@@ -1,4 +1,4 @@
-"""The admin API wired into the app: its gate, its store, the sources' indexes and the seeding.
+"""The admin API wired into the app: its gate, its stores, the sources' and saved searches' indexes, the seeding.
 
 At start the API (like the fetcher) seeds the sources from SEARCH_QUERIES and FOLLOW_CHANNELS as
 SOURCES_FROM_ENV says (services/common/sources.py) and makes the sources' and the audit log's
@@ -19,7 +19,9 @@ from pymongo.errors import PyMongoError
 
 from services.api.admin_auth import admin_middleware
 from services.api.admin_store import SourcesAdmin
-from services.api.appkeys import SETTINGS, SOURCES_ADMIN, STORES
+from services.api.appkeys import SAVED_SEARCHES_ADMIN, SETTINGS, SOURCES_ADMIN, STORES
+from services.api.saved_search_admin import SavedSearchesAdmin
+from services.common.saved_searches import ensure_saved_search_indexes
 from services.common.service_app import add_readiness_check
 from services.common.sources import SeedRequest, ensure_audit_ttl, ensure_sources_indexes, seed_from_environment
 from services.common.timefmt import utc_now
@@ -46,6 +48,7 @@ async def _admin_ctx(app: web.Application, done: asyncio.Event) -> AsyncIterator
     settings = app[SETTINGS]
     db = app[STORES].mongo.database
     app[SOURCES_ADMIN] = SourcesAdmin(db, settings.sources_from_env)
+    app[SAVED_SEARCHES_ADMIN] = SavedSearchesAdmin(db, settings.webhook_allow_hosts)
     request = SeedRequest(
         queries=settings.search_queries,
         channels=settings.follow_channels,
@@ -58,6 +61,7 @@ async def _admin_ctx(app: web.Application, done: asyncio.Event) -> AsyncIterator
             try:
                 await ensure_sources_indexes(db)
                 await ensure_audit_ttl(db, settings.admin_audit_days)
+                await ensure_saved_search_indexes(db)
                 await seed_from_environment(db, request, utc_now())
                 done.set()
                 return

@@ -31,10 +31,20 @@ from services.api.handlers.admin_queries import (
     patch_admin_query,
     remove_admin_query,
 )
+from services.api.handlers.admin_saved_searches import (
+    add_saved_search,
+    get_saved_search,
+    list_saved_searches,
+    patch_saved_search,
+    remove_saved_search,
+    rotate_saved_search_feed,
+    rotate_saved_search_secret,
+)
 from services.api.handlers.channels import list_channels
 from services.api.handlers.feeds import FEED_PATH, videos_feed
 from services.api.handlers.histogram import histogram
 from services.api.handlers.pipeline import list_queries, status
+from services.api.handlers.saved_feeds import SAVED_FEED_PATH, saved_search_feed
 from services.api.handlers.videos import get_video, list_videos
 from services.api.params import (
     FEED_SIZE,
@@ -46,6 +56,15 @@ from services.api.params import (
     VideoPathParams,
 )
 from services.api.routing import Reply, Route
+from services.api.saved_search_models import (
+    AdminSavedSearch,
+    AdminSavedSearchList,
+    AdminSavedSearchWithSecret,
+    SavedFeedPathParams,
+    SavedSearchCreate,
+    SavedSearchPatch,
+    SavedSearchPathParams,
+)
 
 _OBJECT = {"type": "object"}
 _FEED_VALIDATORS = {
@@ -53,6 +72,20 @@ _FEED_VALIDATORS = {
     "Last-Modified": "When the newest entry was published; If-Modified-Since works with it too.",
     "Cache-Control": "How long the feed stays fresh: the index's refresh interval.",
 }
+_FEED_REPLY = Reply(
+    schema={"type": "string"},
+    content_type=ATOM_CONTENT_TYPE,
+    description="An Atom 1.0 document (RFC 4287), UTF-8",
+    served_by=True,
+    headers=_FEED_VALIDATORS,
+)
+_FEED_NOT_MODIFIED = Reply(
+    schema={"type": "string", "maxLength": 0},
+    content_type=ATOM_CONTENT_TYPE,
+    description="Not modified: the If-None-Match or If-Modified-Since of the request is still this feed",
+    served_by=True,
+    headers=_FEED_VALIDATORS,
+)
 
 API_ROUTES: tuple[Route[Any], ...] = (
     Route(
@@ -78,24 +111,20 @@ API_ROUTES: tuple[Route[Any], ...] = (
         FEED_PATH,
         videos_feed,
         f"The {FEED_SIZE} newest videos matching the filters of the video list, as an Atom 1.0 feed",
-        Reply(
-            schema={"type": "string"},
-            content_type=ATOM_CONTENT_TYPE,
-            description="An Atom 1.0 document (RFC 4287), UTF-8",
-            served_by=True,
-            headers=_FEED_VALIDATORS,
-        ),
+        _FEED_REPLY,
         FeedParams,
         errors=(400, 500, 503),
-        other_replies={
-            304: Reply(
-                schema={"type": "string", "maxLength": 0},
-                content_type=ATOM_CONTENT_TYPE,
-                description="Not modified: the If-None-Match or If-Modified-Since of the request is still this feed",
-                served_by=True,
-                headers=_FEED_VALIDATORS,
-            )
-        },
+        other_replies={304: _FEED_NOT_MODIFIED},
+    ),
+    Route(
+        "GET",
+        SAVED_FEED_PATH,
+        saved_search_feed,
+        f"A saved search's feed: the {FEED_SIZE} newest videos matching its filters, as an Atom 1.0 feed",
+        _FEED_REPLY,
+        SavedFeedPathParams,
+        errors=(400, 404, 500, 503),
+        other_replies={304: _FEED_NOT_MODIFIED},
     ),
     Route(
         "GET",
@@ -251,9 +280,88 @@ ADMIN_ROUTES: tuple[Route[Any], ...] = (
     ),
     Route(
         "GET",
+        f"{_ADMIN}/saved-searches",
+        list_saved_searches,
+        "The saved searches, oldest first (no secrets)",
+        Reply(AdminSavedSearchList),
+        NoParams,
+        errors=_ADMIN_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "POST",
+        f"{_ADMIN}/saved-searches",
+        add_saved_search,
+        "Save a search: its filters get a feed and, with a webhook, deliveries of new matches",
+        Reply(AdminSavedSearchWithSecret, status=201, description="Created; secret is the webhook's, shown this once"),
+        NoParams,
+        body=SavedSearchCreate,
+        errors=_WRITE_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "GET",
+        f"{_ADMIN}/saved-searches/{{saved_search_id}}",
+        get_saved_search,
+        "One saved search (no secrets)",
+        Reply(AdminSavedSearch),
+        SavedSearchPathParams,
+        errors=_ADMIN_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "PATCH",
+        f"{_ADMIN}/saved-searches/{{saved_search_id}}",
+        patch_saved_search,
+        "Rename, refilter, pause, resume, add or remove the webhook (a JSON merge patch; filters replaced whole)",
+        Reply(AdminSavedSearchWithSecret, description="Changed; secret is set only when the patch added a webhook"),
+        SavedSearchPathParams,
+        body=SavedSearchPatch,
+        errors=_WRITE_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "DELETE",
+        f"{_ADMIN}/saved-searches/{{saved_search_id}}",
+        remove_saved_search,
+        "Remove a saved search: no more deliveries, its feed answers 404",
+        _NO_CONTENT,
+        SavedSearchPathParams,
+        errors=_WRITE_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "POST",
+        f"{_ADMIN}/saved-searches/{{saved_search_id}}/rotate-secret",
+        rotate_saved_search_secret,
+        "A new webhook signing secret (shown this once); the previous ones still sign for 24 hours",
+        Reply(AdminSavedSearchWithSecret),
+        SavedSearchPathParams,
+        errors=_WRITE_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "POST",
+        f"{_ADMIN}/saved-searches/{{saved_search_id}}/rotate-feed",
+        rotate_saved_search_feed,
+        "A new feed id: the old feed URL answers 404 from now on",
+        Reply(AdminSavedSearch),
+        SavedSearchPathParams,
+        errors=_WRITE_ERRORS,
+        tags=_ADMIN_TAGS,
+        admin=True,
+    ),
+    Route(
+        "GET",
         f"{_ADMIN}/audit",
         list_audit,
-        "Every change of the sources, newest first",
+        "Every change of the sources and the saved searches, newest first",
         Reply(admin_models.AuditPage),
         AuditParams,
         errors=_ADMIN_ERRORS,

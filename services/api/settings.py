@@ -22,6 +22,7 @@ from services.common.settings import (
     split_list,
 )
 from services.common.sources import SourcesSettings
+from services.common.webhook_target import WebhookTargetSettings
 
 # scheme://host[:port][/path]: what a feed's self link and the dashboard link start with.
 _PUBLIC_URL = re.compile(r"https?://[^/?#\s@]+(/[^?#\s]*)?")
@@ -35,6 +36,7 @@ class Settings(
     AmqpSettings,
     SearchQuerySettings,
     SourcesSettings,
+    WebhookTargetSettings,
     LoggingSettings,
 ):
     # Signs page cursors. Unset: generated once into STATE_DIR/cursor_secret and shared by every

@@ -70,7 +70,7 @@ def filter_pairs(filters: Filters) -> list[tuple[str, str]]:
     return pairs
 
 
-def _with_query(url: str, pairs: list[tuple[str, str]]) -> str:
+def with_query(url: str, pairs: list[tuple[str, str]]) -> str:
     return f"{url}?{urlencode(pairs, quote_via=quote)}" if pairs else url
 
 
@@ -112,17 +112,27 @@ def feed_head(filters: Filters, base: str) -> FeedHead:
     return FeedHead(
         feed_id=_TAG_PREFIX + query_fingerprint({"filters": filters.canonical()}),
         title=feed_title(filters),
-        self_url=_with_query(base + FEED_PATH, pairs),
-        alternate_url=_with_query(base + "/", pairs),
+        self_url=with_query(base + FEED_PATH, pairs),
+        alternate_url=with_query(base + "/", pairs),
     )
 
 
 async def videos_feed(request: web.Request, params: FeedParams) -> web.Response:
     filters = params.filters()
     base = public_base(request, request.app[SETTINGS])
+    key = query_fingerprint({"feed": filters.canonical(), "base": base})
+    return await serve_feed(request, filters, feed_head(filters, base), key)
+
+
+async def serve_feed(request: web.Request, filters: Filters, head: FeedHead, key: str) -> web.Response:
+    """The feed of the FEED_SIZE newest videos matching ``filters``, through the micro-cache under ``key``.
+
+    ``key`` must change whenever the document would for the same videos: it holds the filters, the
+    public address and whatever else ``head`` is made of.
+    """
     cache = request.app[PAGE_CACHE]
-    key = (query_fingerprint({"feed": filters.canonical(), "base": base}), None, FEED_SIZE)
-    cached = cache.lookup(key, _SORT)
+    cache_key = (key, None, FEED_SIZE)
+    cached = cache.lookup(cache_key, _SORT)
     if cached is not None:
         body, served_by, headers = cached.body, cached.served_by, dict(cached.headers)
     else:
@@ -135,9 +145,9 @@ async def videos_feed(request: web.Request, params: FeedParams) -> web.Response:
             )
         except StoreUnavailableError as exc:
             raise unavailable(f"no store can serve this feed now ({exc})") from None
-        body = atom_feed(feed_head(filters, base), page.items)
+        body = atom_feed(head, page.items)
         headers = validator_headers(body, parse_rfc3339(feed_updated(page.items)), CACHE_CONTROL)
-        cache.offer(key, body, served_by, _SORT, headers)
+        cache.offer(cache_key, body, served_by, _SORT, headers)
     request.app[METRICS].served.labels(served_by).inc()
     headers["X-Served-By"] = served_by
     if is_fresh(request, headers):
