@@ -12,6 +12,7 @@ SERVICE_PACKAGES = {
     "fetcher": "services.fetcher",
     "indexer": "services.indexer",
     "api": "services.api",
+    "notifier": "services.notifier",
     "youtube-emulator": "services.youtube_emulator",
 }
 

@@ -148,6 +148,13 @@ class IndexerPortSettings(BaseSettings):
     indexer_port: int = Field(default=8082, ge=0, le=65535)
 
 
+class NotifierPortSettings(BaseSettings):
+    model_config = _COMMON_CONFIG
+
+    notifier_host: str = "127.0.0.1"
+    notifier_port: int = Field(default=8083, ge=0, le=65535)
+
+
 class StackSettings(AmqpSettings, MongoSettings, ElasticsearchSettings, ApiSettings, EmulatorSettings, LoggingSettings):
     """What the local stack scripts read: the same URLs the services connect to."""
 

@@ -1,4 +1,4 @@
-"""Webhook deliveries in RabbitMQ: the request message, the queues that hold it, its publisher.
+"""Webhook deliveries through RabbitMQ: the request message, its queues, its publisher and its worker.
 
 One ``DeliveryRequest`` per (saved search, video) match goes to the work queue ``<prefix>.work``
 (through the direct exchange ``<prefix>``, routing key ``work``), persistent and confirmed by the
@@ -6,21 +6,37 @@ broker before the match is acknowledged. A delivery that failed in a way worth r
 delay queue ``<prefix>.retry.<ms>ms`` whose TTL dead-letters it back to the work queue: the waits
 live in RabbitMQ, so a restart of the notifier loses none. A delivery given up on lands in the
 dead-letter queue ``<prefix>.dead`` (exchange ``<prefix>.dead``) with its reason in a header, for
-``python -m services.notifier replay-dead``.
+``python -m services.notifier replay-dead``. ``DeliveryWorker`` consumes the work queue and settles
+each request by what its POST (services/notifier/webhook_sender.py) came to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.common.saved_searches import SavedSearch, get_saved_search, pause_webhook, signing_secrets
+from services.common.timefmt import utc_now
+from services.common.webhook_target import Resolver, system_resolver
+from services.notifier.metrics import DeliveryMetrics
+from services.notifier.webhook_sender import Outcome, WebhookSender, host_key
+from services.notifier.webhook_settings import DeliverySettings
+
+logger = logging.getLogger(__name__)
 
 WORK_ROUTING_KEY = "work"
 # Headers a delivery carries between attempts; a first attempt has none of them.
@@ -28,6 +44,21 @@ ATTEMPTS_HEADER = "x-tubewatch-attempts"
 FIRST_FAILURE_HEADER = "x-tubewatch-first-failure-ms"
 LAST_ERROR_HEADER = "x-tubewatch-last-error"
 DEAD_REASON_HEADER = "x-tubewatch-dead-reason"
+_BROKER_HEADERS = frozenset(
+    {
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    }
+)
+# Deliveries one worker holds unacknowledged: what its hosts' slots and waits draw from.
+PREFETCH = 256
+# What a channel that died or closed raises when a message is published or settled on it.
+_CHANNEL_ERRORS = (AMQPError, ChannelInvalidStateError, RuntimeError, asyncio.TimeoutError)
 
 
 def delivery_id_for(saved_search_id: str, video_id: str) -> str:
@@ -150,3 +181,233 @@ class DeliveryPublisher:
         await asyncio.gather(
             *(self._exchange.publish(request.to_message(), routing_key=WORK_ROUTING_KEY) for request in requests)
         )
+
+
+def webhook_body(request: DeliveryRequest, saved_search: SavedSearch) -> bytes:
+    """What the receiver gets: ``{"delivery_id", "saved_search": {"id", "name"}, "video"}`` as UTF-8 JSON."""
+    payload = {
+        "delivery_id": request.delivery_id,
+        "saved_search": {"id": saved_search.id, "name": saved_search.name},
+        "video": request.video,
+    }
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class DeliveryWorker:
+    """Consumes the work queue and POSTs each request to its saved search's webhook.
+
+    Per request, exactly one of: delivered (2xx; acked); retried (429, 5xx, a timeout, a connection
+    error: a copy waits in the delay queue of its backoff, then the original is acked); dead-lettered
+    (another 4xx, a redirect, a refused address, or still failing WEBHOOK_RETRY_HOURS after the first
+    failure); gone (410: the webhook is paused in MongoDB, the request dropped); skipped (the saved
+    search is deleted, has no webhook or it is paused). Every copy is confirmed by the broker before
+    the original is acked, so a crash in between can only repeat a delivery, never lose one.
+
+    A host with ``4 x WEBHOOK_CONCURRENCY_PER_HOST`` requests in hand gets its next ones deferred to
+    the shortest delay queue (no attempt counted), so a slow receiver cannot fill the prefetch
+    window the other hosts' deliveries need.
+    """
+
+    def __init__(
+        self,
+        channel: AbstractChannel,
+        db: AsyncDatabase[dict[str, Any]],
+        settings: DeliverySettings,
+        allow_hosts: frozenset[str],
+        metrics: DeliveryMetrics,
+        *,
+        resolver: Resolver = system_resolver,
+        prefetch: int = PREFETCH,
+    ) -> None:
+        self._channel = channel
+        self._db = db
+        self._settings = settings
+        self._policy = settings.retry_policy
+        self._metrics = metrics
+        self._prefetch = prefetch
+        self._held_per_host = 4 * settings.webhook_concurrency_per_host
+        self._sender = WebhookSender(
+            settings.webhook_timeout_seconds, settings.webhook_concurrency_per_host, allow_hosts, resolver
+        )
+        self._closing = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._running = False
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._topology: DeliveryTopology | None = None
+        self.consuming = False
+
+    async def run(self) -> None:
+        """Consume until ``close``; then finish the deliveries in hand and return."""
+        if self._closing.is_set():
+            return
+        self._running = True
+        try:
+            self._topology = await declare_delivery_topology(
+                self._channel, self._settings.delivery_queue_prefix, self._policy.delays_ms
+            )
+            await self._channel.set_qos(prefetch_count=self._prefetch)
+            await self._sender.start()
+            queue = self._topology.work_queue
+            consumer_tag = await queue.consume(self._on_message)
+            self.consuming = True
+            logger.info("consuming deliveries", extra={"queue": queue.name})
+            try:
+                await self._closing.wait()
+            finally:
+                self.consuming = False
+                with contextlib.suppress(*_CHANNEL_ERRORS):
+                    await queue.cancel(consumer_tag)
+                if self._in_flight:
+                    await asyncio.gather(*self._in_flight, return_exceptions=True)
+        finally:
+            await self._sender.close()
+            self._stopped.set()
+
+    async def close(self) -> None:
+        """Stop consuming and wait for the deliveries in hand (each bounded by WEBHOOK_TIMEOUT_SECONDS)."""
+        self._closing.set()
+        if self._running:
+            await self._stopped.wait()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._handle(message)
+        except Exception:
+            # MongoDB out, a channel lost: the delivery is tried again after the shortest wait, no
+            # attempt counted (with the channel gone, RabbitMQ redelivers it instead).
+            logger.exception("could not handle a delivery; tried again later", extra=_ids(message))
+            await self._defer(message)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            request = DeliveryRequest.model_validate_json(message.body)
+        except ValidationError as exc:
+            await self._dead_letter(message, f"not a delivery request: {str(exc)[:500]}", "invalid")
+            return
+        log_extra = {"delivery_id": request.delivery_id, "saved_search_id": request.saved_search_id}
+        saved = await get_saved_search(self._db, request.saved_search_id)
+        webhook = saved.webhook if saved is not None else None
+        if saved is None or webhook is None or webhook.paused:
+            why = "deleted" if saved is None else "no webhook" if webhook is None else "paused"
+            logger.info("delivery skipped: the saved search's webhook is %s", why, extra=log_extra)
+            self._metrics.deliveries.labels("skipped").inc()
+            await message.ack()
+            return
+        host = host_key(webhook.url)
+        log_extra["host"] = host
+        if self._sender.slots.held(host) >= self._held_per_host:
+            await self._defer(message)
+            return
+        secrets = signing_secrets(saved, utc_now())
+        if not secrets:
+            await self._dead_letter(message, "the webhook has no signing secret left", "rejected", log_extra)
+            return
+        started = time.monotonic()
+        result = await self._sender.send(webhook.url, webhook_body(request, saved), secrets, log_extra)
+        self._metrics.request_seconds.observe(time.monotonic() - started)
+        if result.outcome is Outcome.DELIVERED:
+            await message.ack()
+            self._metrics.deliveries.labels("delivered").inc()
+            self._metrics.latency.observe(max(0.0, (utc_now() - request.indexed_at).total_seconds()))
+        elif result.outcome is Outcome.GONE:
+            reason = f"the receiver answered {result.detail} at {utc_now().isoformat(timespec='seconds')}"
+            await pause_webhook(self._db, saved.id, reason)
+            logger.warning("webhook paused: its receiver answered 410 Gone", extra=log_extra)
+            await message.ack()
+            self._metrics.deliveries.labels("gone").inc()
+        elif result.outcome is Outcome.REJECTED:
+            await self._dead_letter(message, result.detail, result.cause, log_extra)
+        else:
+            await self._retry_or_give_up(message, result.detail, log_extra)
+
+    async def _retry_or_give_up(self, message: AbstractIncomingMessage, detail: str, log_extra: dict[str, Any]) -> None:
+        headers = dict(message.headers or {})
+        previous = headers.get(ATTEMPTS_HEADER)
+        failures = (previous if isinstance(previous, int) and previous >= 0 else 0) + 1
+        now_ms = int(time.time() * 1000)
+        first = headers.get(FIRST_FAILURE_HEADER)
+        first_failure_ms = first if isinstance(first, int) and 0 < first <= now_ms else now_ms
+        delay_ms = self._policy.delay_ms(failures)
+        if self._policy.gives_up(first_failure_ms, now_ms, delay_ms):
+            hours = (now_ms - first_failure_ms) / 3_600_000
+            reason = f"still failing after {failures} attempts over {hours:.1f} h; the last: {detail}"
+            await self._dead_letter(message, reason, "expired", log_extra, attempts=failures)
+            return
+        headers.update({ATTEMPTS_HEADER: failures, FIRST_FAILURE_HEADER: first_failure_ms, LAST_ERROR_HEADER: detail})
+        logger.info(
+            "delivery failed; retried later",
+            extra=log_extra | {"attempts": failures, "delay_ms": delay_ms, "error": detail[:300]},
+        )
+        assert self._topology is not None
+        if await self._publish_copy(message, self._topology.names.delay_routing_key(delay_ms), headers):
+            self._metrics.deliveries.labels("retried").inc()
+            self._metrics.retries_queued.labels(f"{delay_ms / 1000:g}s").inc()
+
+    async def _defer(self, message: AbstractIncomingMessage) -> None:
+        """Back to RabbitMQ for the shortest wait, the attempts unchanged."""
+        assert self._topology is not None
+        routing_key = self._topology.names.delay_routing_key(self._topology.delays_ms[0])
+        if await self._publish_copy(message, routing_key, dict(message.headers or {})):
+            self._metrics.deliveries.labels("deferred").inc()
+
+    async def _dead_letter(
+        self,
+        message: AbstractIncomingMessage,
+        reason: str,
+        cause: str,
+        log_extra: dict[str, Any] | None = None,
+        *,
+        attempts: int | None = None,
+    ) -> None:
+        reason = reason[:1000]
+        logger.warning(
+            "delivery dead-lettered", extra=(log_extra or _ids(message)) | {"reason": reason, "cause": cause}
+        )
+        headers = dict(message.headers or {})
+        headers[DEAD_REASON_HEADER] = reason
+        if attempts is not None:
+            headers[ATTEMPTS_HEADER] = attempts
+        assert self._topology is not None
+        if await self._publish_copy(message, "", headers, exchange=self._topology.dead_exchange):
+            self._metrics.deliveries.labels("dead_lettered").inc()
+            self._metrics.dead_letters.labels(cause).inc()
+
+    async def _publish_copy(
+        self,
+        message: AbstractIncomingMessage,
+        routing_key: str,
+        headers: dict[str, Any],
+        *,
+        exchange: AbstractExchange | None = None,
+    ) -> bool:
+        """A confirmed persistent copy, then the original acked; if the copy fails the original is requeued."""
+        assert self._topology is not None
+        copy = aio_pika.Message(
+            body=message.body,
+            # The broker's own records of earlier dead-lettering (through the delay queues) stay with
+            # the broker: a client may not set them.
+            headers={k: v for k, v in headers.items() if k not in _BROKER_HEADERS},
+            content_type=message.content_type,
+            message_id=message.message_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            await (exchange or self._topology.exchange).publish(copy, routing_key=routing_key)
+        except _CHANNEL_ERRORS:
+            logger.exception("could not publish a delivery's copy; requeued", extra=_ids(message))
+            with contextlib.suppress(*_CHANNEL_ERRORS):
+                await message.nack(requeue=True)
+            return False
+        with contextlib.suppress(*_CHANNEL_ERRORS):
+            await message.ack()
+        return True
+
+
+def _ids(message: AbstractIncomingMessage) -> dict[str, Any]:
+    return {"delivery_id": message.message_id}

@@ -2,7 +2,8 @@
 
 It verifies ``X-Tubewatch-Signature`` the way a user's receiver would (its own HMAC code, not the
 notifier's), records each request, and answers what the test asks: 200 by default, or the status a
-test's ``answer`` callable returns for a request. Register each saved search's secret first
+test's ``answer`` callable returns for a request (and, for ``held_paths``, only once ``release`` is
+set). Register each saved search's secret first
 (``add_secret``); a request whose signature matches none of them, or whose timestamp is more than
 five minutes off, is answered 401 and recorded in ``bad_signatures``.
 
@@ -15,6 +16,7 @@ five minutes off, is answered 401 and recorded in ``bad_signatures``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -62,6 +64,12 @@ class WebhookReceiver:
     secrets: dict[str, list[str]] = field(default_factory=dict)
     requests: list[ReceivedRequest] = field(default_factory=list)
     bad_signatures: list[ReceivedRequest] = field(default_factory=list)
+    # Requests to these paths wait (after their signature check) until ``release`` is set: a slow receiver.
+    held_paths: set[str] = field(default_factory=set)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    # Requests being answered now, and the most there ever were at once, by path.
+    in_flight: dict[str, int] = field(default_factory=dict)
+    max_in_flight: dict[str, int] = field(default_factory=dict)
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -86,11 +94,11 @@ class WebhookReceiver:
 
         await wait_until(all_arrived, within=within, what=f"{len(delivery_ids)} deliveries at the receiver")
 
-    async def wait_requests(self, count: int, within: float = 30) -> None:
+    async def wait_in_flight(self, path: str, count: int, within: float = 30) -> None:
         async def enough() -> bool:
-            return len(self.requests) >= count
+            return self.in_flight.get(path, 0) >= count
 
-        await wait_until(enough, within=within, what=f"{count} requests at the receiver")
+        await wait_until(enough, within=within, what=f"{count} requests held at {path}")
 
     def verify(self, headers: dict[str, str], body: bytes) -> bool:
         """A receiver's check: a fresh timestamp and one v1 matching a secret of the payload's saved search."""
@@ -115,6 +123,14 @@ class WebhookReceiver:
         body = await request.read()
         headers = dict(request.headers)
         ok = self.verify(headers, body)
+        path = request.path
+        self.in_flight[path] = self.in_flight.get(path, 0) + 1
+        self.max_in_flight[path] = max(self.max_in_flight.get(path, 0), self.in_flight[path])
+        try:
+            if ok and path in self.held_paths:
+                await self.release.wait()
+        finally:
+            self.in_flight[path] -= 1
         status = self.answer(ReceivedRequest(request.path, headers, body, 0, ok)) if ok else 401
         received = ReceivedRequest(request.path, headers, body, status, ok)
         self.requests.append(received)

@@ -54,7 +54,7 @@ def test_a_wrong_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, varia
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("service", ["api", "indexer", "fetcher", "youtube_emulator"])
+@pytest.mark.parametrize("service", ["api", "indexer", "fetcher", "notifier", "youtube_emulator"])
 def test_a_service_with_a_wrong_value_exits_with_one_line_and_no_traceback(service: str) -> None:
     env = {**os.environ, "LOG_LEVEL": "chatty", "YOUTUBE_API_KEYS": "k"}
     result = subprocess.run(
