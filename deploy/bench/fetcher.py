@@ -21,7 +21,8 @@ Three runs, against the YouTube emulator and the real RabbitMQ and MongoDB:
   quota (100 searches and 10,000 units a day) over 6 simulated hours, 2 queries of 50 videos an
   hour, 300 Zipf-skewed channels, search showing a video 5 minutes after its upload: freshness of
   followed-channel videos and of all videos from upload to confirmed publish, with auto-follow on
-  and off, and the searches and units a day each spent.
+  and off, and the searches and units a day each spent; and channels on with WebSub push through the
+  emulated hub (its defaults: 1-20 s delay, 5% of pushes lost; ``--no-push`` leaves it out).
 
 ``--only`` runs some of them (``quota``, ``demo``, ``channels``). Results are printed (the
 scenarios' comparisons side by side) and written to ``.local/bench/fetcher.json``.
@@ -377,6 +378,9 @@ async def main() -> None:
         default="quota,demo,channels",
         help="comma-separated scenarios to run: quota (equal and rate-weighted), demo, channels",
     )
+    parser.add_argument(
+        "--no-push", action="store_true", help="channels: leave out the run with WebSub push (on by default)"
+    )
     args = parser.parse_args()
     only = {name.strip() for name in args.only.split(",") if name.strip()}
     stack = StackSettings()
@@ -411,8 +415,8 @@ async def main() -> None:
             finally:
                 await mongo.drop_database(database)
         if "channels" in only:
-            print("followed channels on and off: running")
-            channels = await channel_scenario(stack, amqp, hours=args.hours, start=DAY_START)
+            print("followed channels on and off" + ("" if args.no_push else ", and on with push") + ": running")
+            channels = await channel_scenario(stack, amqp, hours=args.hours, start=DAY_START, push=not args.no_push)
     finally:
         await amqp.close()
         await mongo.close()

@@ -8,7 +8,12 @@ the videos, search showing a video 5 minutes after its upload, one project of 10
 
 - **channels on**: auto-follow (``AUTO_FOLLOW_CHANNELS=20``) chooses the channels from what
   search found, and their uploads playlists are read on the units pool;
-- **channels off**: search alone (``AUTO_FOLLOW_CHANNELS=0``).
+- **channels off**: search alone (``AUTO_FOLLOW_CHANNELS=0``);
+- **channels on, with push** (``--push``): as channels on, with ``WEBSUB_CALLBACK_URL`` set and the
+  emulated hub's defaults (a push 1-20 s after the upload, 5% of pushes lost). The clock then moves
+  in steps of at most ``PUSH_STEP_SECONDS`` (not only from one scheduler wake to the next), each
+  step delivering the pushes due and waiting until the leader has handled their notices, so a
+  push's delay is measured to within a step.
 
 The messages the fetcher confirms are written into the run's MongoDB database by the indexer's own
 MongoDB writer as they arrive, so auto-follow counts what a real catalogue holds. Freshness is
@@ -36,9 +41,12 @@ from tqdm import tqdm
 from services.common.events import VideoEvent
 from services.common.settings import StackSettings
 from services.common.topology import QueueNames
+from services.fetcher.app import WEBSUB
 from services.fetcher.scheduler import Scheduler
+from services.fetcher.websub_routes import RECEIVER
 from services.indexer.mongo_writer import MongoWriter
 from services.youtube_emulator.testing import quiet_settings
+from tests.conftest import free_port
 from tests.integration.fetcher_support import (
     EmulatorDrivenClock,
     InProcessFetcher,
@@ -51,6 +59,7 @@ from tests.integration.fetcher_support import (
     queue_tap,
     running_emulator,
 )
+from tests.integration.websub_support import fetcher_on_port, notice_queues_removed
 
 QUERIES = {"cricket": 50.0, "world cup": 50.0}  # uploads an hour
 CHANNELS = 300
@@ -62,6 +71,10 @@ DRAIN_SECONDS = 45 * 60
 TARGET_FOLLOWED_P50 = 90.0
 TARGET_FOLLOWED_P99 = 600.0
 TARGET_ALL_P50_RATIO = 4.0
+# The push run: the clock's longest step, and the targets for followed-channel videos.
+PUSH_STEP_SECONDS = 2.0
+TARGET_PUSH_P50 = 15.0
+TARGET_PUSH_P99 = 600.0
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -100,6 +113,27 @@ async def advance_to_next_turn(emulator: RunningEmulator, fetcher: InProcessFetc
 
     # A woken scheduler has turned when it ran a cycle or sleeps towards a later moment (one with
     # nothing due, or parked, turns without a cycle).
+    def turned(s: Scheduler, cycles: int, moment: datetime) -> bool:
+        again = s.next_cycle_at or s.resume_at
+        return again is not None and (s.cycles > cycles or again > moment)
+
+    await _until(lambda: all(turned(*w) for w in woken), within, "the woken schedulers' turns")
+
+
+async def advance_with_push(emulator: RunningEmulator, fetcher: InProcessFetcher, *, within: float = 120) -> None:
+    """As ``advance_to_next_turn``, but never more than PUSH_STEP_SECONDS: the hub's due pushes are
+    delivered at each step and the leader has handled them before the next."""
+    running = schedulers(fetcher)
+    await _until(lambda: all(_asleep(s) for s in running), within, "every scheduler asleep")
+    wakes = [(s.next_cycle_at or s.resume_at, s) for s in running]
+    wake = min(moment for moment, _ in wakes if moment is not None).timestamp() + 0.001
+    target = min(wake, emulator.state.clock.now() + PUSH_STEP_SECONDS)
+    woken = [(s, s.cycles, moment) for moment, s in wakes if moment is not None and moment.timestamp() < target]
+    emulator.set_clock(target, frozen=True)
+    await emulator.admin("POST", "/admin/websub/flush")
+    receiver, confirmer = fetcher.app[RECEIVER], fetcher.app[WEBSUB].confirmer
+    await _until(lambda: confirmer.notices_handled >= receiver.forwarded, within, "the pushes handled")
+
     def turned(s: Scheduler, cycles: int, moment: datetime) -> bool:
         again = s.next_cycle_at or s.resume_at
         return again is not None and (s.cycles > cycles or again > moment)
@@ -148,7 +182,13 @@ def _playlist_reads(emulator: RunningEmulator) -> dict[str, tuple[float, float]]
 
 
 async def run_world(
-    stack: StackSettings, amqp: aio_pika.abc.AbstractRobustConnection, *, channels_on: bool, hours: float, start: float
+    stack: StackSettings,
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    *,
+    channels_on: bool,
+    hours: float,
+    start: float,
+    push: bool = False,
 ) -> dict[str, Any]:
     """One run of the world; returns the raw material (truth, first sightings, calls) and the spend."""
     tag = uuid.uuid4().hex[:8]
@@ -163,13 +203,28 @@ async def run_world(
         emulator_search_calls_per_day=100,
         emulator_units_per_day=10_000,
         emulator_call_log_size=200_000,
+        # The hub's defaults (quiet_settings loses no push), verifications at once.
+        emulator_websub_lost_fraction=0.05,
+        emulator_websub_delay_min_seconds=1.0,
+        emulator_websub_delay_max_seconds=20.0,
+        emulator_websub_verify_delay_seconds=0.0,
     )
     end = start + hours * 3600
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
     try:
         writer = MongoWriter(mongo[database])
         await writer.prepare()
-        async with running_emulator(settings, now=start, frozen=True) as emulator, queue_tap(amqp, names) as tap:
+        async with (
+            notice_queues_removed(amqp, names),
+            running_emulator(settings, now=start, frozen=True) as emulator,
+            queue_tap(amqp, names) as tap,
+        ):
+            port = free_port()
+            websub = (
+                {"websub_callback_url": f"http://127.0.0.1:{port}", "websub_hub_url": f"{emulator.url}/subscribe"}
+                if push
+                else {}
+            )
             env = fetcher_env(
                 stack,
                 names,
@@ -183,14 +238,18 @@ async def run_world(
                 poll_interval_seconds=10,
                 initial_lookback_seconds=3 * 3600,
                 lease_ttl_seconds=3600,
+                fetcher_port=port,
+                **websub,
             )
             feed = CatalogueFeed(tap, writer)
-            async with in_process_fetcher(env, EmulatorDrivenClock(emulator)) as fetcher:
+            running = fetcher_on_port if push else in_process_fetcher
+            advance = advance_with_push if push else advance_to_next_turn
+            async with running(env, EmulatorDrivenClock(emulator)) as fetcher:
                 total = round((end + DRAIN_SECONDS - start) / 60)
-                label = "  channels on " if channels_on else "  channels off"
+                label = "  channels push" if push else "  channels on " if channels_on else "  channels off"
                 with tqdm(total=total, unit="min", desc=label, leave=False) as progress:
                     while emulator.state.clock.now() < end + DRAIN_SECONDS:
-                        await advance_to_next_turn(emulator, fetcher)
+                        await advance(emulator, fetcher)
                         await asyncio.sleep(0)  # let the tap take the turn's confirmed messages
                         await feed.flush(emulator.state.clock.now())
                         progress.update(min(total, round((emulator.state.clock.now() - start) / 60)) - progress.n)
@@ -202,6 +261,7 @@ async def run_world(
             spend = await emulator.admin("GET", "/admin/spend")
             calls = list(emulator.calls)
             reads = _playlist_reads(emulator)
+            hub = await emulator.admin("GET", "/admin/websub")
     finally:
         await mongo.drop_database(database)
         await mongo.close()
@@ -219,6 +279,8 @@ async def run_world(
         "calls": calls,
         "spend": spend,
         "health": health,
+        "hub": hub,
+        "tap_messages": list(tap.messages),
     }
 
 
@@ -356,13 +418,65 @@ def summarise(on: dict[str, Any], off: dict[str, Any], hours: float) -> dict[str
     }
 
 
+def _followed(run: dict[str, Any]) -> set[str]:
+    """The run's videos published between its first and last read of their channel's uploads playlist."""
+    reads = run["reads"]
+    return {
+        vid
+        for vid, video in run["truth"].items()
+        if video["channelId"] in reads
+        and reads[video["channelId"]][0] <= epoch(video["publishedAt"]) <= reads[video["channelId"]][1]
+    }
+
+
+def _first_via(run: dict[str, Any]) -> dict[str, str]:
+    """Per video: how its first confirmed channel message found it (poll or push)."""
+    first: dict[str, tuple[float, str]] = {}
+    for message in run["tap_messages"]:
+        found_by = message.body.get("found_by", {})
+        if found_by.get("source") != "channel":
+            continue
+        at = datetime.fromisoformat(message.body["fetched_at"]).timestamp()
+        if message.video_id not in first or at < first[message.video_id][0]:
+            first[message.video_id] = (at, str(found_by.get("via")))
+    return {vid: via for vid, (_, via) in first.items()}
+
+
+def summarise_push(run: dict[str, Any], hours: float) -> dict[str, Any]:
+    """The push run: followed-channel freshness, how the videos came, the hub's books, the units."""
+    followed = _followed(run)
+    figures = _figures(*_freshness(run["truth"], run["seen"], followed))
+    via = _first_via(run)
+    pushes: dict[str, int] = {}
+    for sub in run["hub"]["subscriptions"]:
+        for name, count in sub["pushes"].items():
+            pushes[name] = pushes.get(name, 0) + count
+    return {
+        "followed_channel_videos": figures,
+        "followed_first_via": {way: sum(1 for vid in followed if via.get(vid) == way) for way in ("push", "poll")},
+        "hub_subscriptions": len(run["hub"]["subscriptions"]),
+        "hub_pushes": pushes,
+        "spend": _spend(run, hours),
+        "targets": {
+            "push_followed_p50_at_most_15_s": figures["p50_seconds"] is not None
+            and figures["p50_seconds"] <= TARGET_PUSH_P50,
+            "push_followed_p99_at_most_10_min": figures["p99_seconds"] is not None
+            and figures["p99_seconds"] <= TARGET_PUSH_P99,
+        },
+    }
+
+
 async def channel_scenario(
-    stack: StackSettings, amqp: aio_pika.abc.AbstractRobustConnection, *, hours: float, start: str
+    stack: StackSettings, amqp: aio_pika.abc.AbstractRobustConnection, *, hours: float, start: str, push: bool = False
 ) -> dict[str, Any]:
     moment = epoch(start)
     on = await run_world(stack, amqp, channels_on=True, hours=hours, start=moment)
     off = await run_world(stack, amqp, channels_on=False, hours=hours, start=moment)
-    return summarise(on, off, hours)
+    summary = summarise(on, off, hours)
+    if push:
+        pushed = await run_world(stack, amqp, channels_on=True, hours=hours, start=moment, push=True)
+        summary["push"] = summarise_push(pushed, hours)
+    return summary
 
 
 def side_by_side(summary: dict[str, Any]) -> str:
@@ -396,4 +510,16 @@ def side_by_side(summary: dict[str, Any]) -> str:
     ]
     lines = [f"  {a:24} {b:>14} {c:>14}" for a, b, c in rows]
     lines += [f"  target {name}: {'met' if met else 'NOT met'}" for name, met in summary["targets"].items()]
+    push = summary.get("push")
+    if push is not None:
+        pushed, ways = push["followed_channel_videos"], push["followed_first_via"]
+        lines += [
+            "  channels on, with push (the hub's defaults: 1-20 s delay, 5% lost):",
+            f"    followed-channel p50 {minutes(pushed['p50_seconds'])}, p99 {minutes(pushed['p99_seconds'])},"
+            f" not published {pushed['not_published']} of {pushed['videos']}",
+            f"    first came by push {ways['push']}, by poll {ways['poll']}; hub pushes {push['hub_pushes']}",
+            f"    searches {push['spend']['search_calls']}, units {push['spend']['units']}"
+            f" (pace a day {push['spend']['units_pace_per_day']})",
+        ]
+        lines += [f"  target {name}: {'met' if met else 'NOT met'}" for name, met in push["targets"].items()]
     return "\n".join(lines)

@@ -8,6 +8,12 @@ with the sources and auto-follow) and the channel delivery; and the sources watc
 both rosters every change of the sources in MongoDB. At start SEARCH_QUERIES and FOLLOW_CHANNELS
 seed the sources as SOURCES_FROM_ENV says (services/common/sources.py). Each part receives the
 values it uses, not the settings.
+
+With WEBSUB_CALLBACK_URL set, WebSub push too: every process serves the push endpoint and
+forwards what it receives to the notice queue (websub_routes.py); the leader, while it leads,
+subscribes the followed channels and confirms and publishes what the notices name
+(websub_leader.py), and the channel scheduler reads a channel whose push works less often (at
+least every MAX_CHANNEL_INTERVAL_SECONDS).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -45,13 +52,19 @@ from services.fetcher.lease import LeaderLease, make_holder_id
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.publisher import VideoPublisher
 from services.fetcher.query_roster import QueryRoster
-from services.fetcher.scheduler import Scheduler
+from services.fetcher.scheduler import Scheduler, planned_interval
 from services.fetcher.search_query import SearchPolicy, SearchQueryParts
 from services.fetcher.settings import Settings
 from services.fetcher.sources_watch import SourcesWatch
 from services.fetcher.store import FetcherStore
 from services.fetcher.units_budget import UnitsBudget, UnitsGate, UnitsPlanner
 from services.fetcher.walk import Walker
+from services.fetcher.websub_confirm import KnownSink, PushConfirmer
+from services.fetcher.websub_leader import WebSubLeaderWork
+from services.fetcher.websub_notices import NoticeForwarder, notice_queue_name
+from services.fetcher.websub_routes import CLIENT_MAX_SIZE, LIMITS, RECEIVER, PushReceiver, add_push_routes
+from services.fetcher.websub_store import WebSubStore
+from services.fetcher.websub_subscriptions import WebSubSubscriptions
 from services.fetcher.youtube_client import YouTubeClient
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -64,17 +77,21 @@ SCHEDULER = web.AppKey("scheduler", Scheduler)
 # The followed channels.
 CHANNELS = web.AppKey("channels", ChannelRoster)
 QUERIES = web.AppKey("queries", QueryRoster)
+WEBSUB = web.AppKey("websub", WebSubLeaderWork)
 
 # How long a graceful stop waits for the cycle in hand before cancelling it.
 STOP_GRACE_SECONDS = 60
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    app = web.Application(middlewares=[_health_details])
+    # The push endpoint may be exposed to the internet: the API's limits on what a client may send.
+    app = web.Application(middlewares=[_health_details], client_max_size=CLIENT_MAX_SIZE, handler_args=LIMITS)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     registry = CollectorRegistry()
     add_service_routes(app, registry)
+    if settings.websub_callback_url is not None:
+        add_push_routes(app)
     app.cleanup_ctx.extend([_http_ctx, _mongo_ctx, _amqp_ctx, _poller_ctx(registry)])
     add_readiness_check(app, "mongodb", lambda: _ping_mongo(app))
     add_readiness_check(app, "rabbitmq", lambda: _amqp_state(app))
@@ -101,6 +118,17 @@ async def _amqp_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+@dataclass(frozen=True)
+class WebSubWiring:
+    """What the leader's WebSub side needs beyond the polling parts (WEBSUB_CALLBACK_URL set)."""
+
+    store: WebSubStore
+    session: aiohttp.ClientSession
+    amqp: Callable[[], AbstractRobustConnection]
+    queue_name: str
+    callback_base: str
+
+
 def _build(
     settings: Settings,
     *,
@@ -110,7 +138,8 @@ def _build(
     publisher: VideoPublisher,
     metrics: FetcherMetrics,
     db: AsyncDatabase[dict[str, Any]],
-) -> tuple[Leader, QueryRoster, ChannelRoster]:
+    websub: WebSubWiring | None = None,
+) -> tuple[Leader, QueryRoster, ChannelRoster, WebSubLeaderWork | None]:
     """The leader and everything it runs, each part given the values it uses."""
     pool = KeyPool(
         settings.key_entries,
@@ -194,7 +223,49 @@ def _build(
         metrics=metrics,
         reserve=settings.units_reserve_for_enrichment,
     )
-    channel_scheduler = Scheduler(clock=clock, pool=UnitsGate(pool), budget=units_budget, metrics=metrics, hooks=roster)
+    wakes: list[Callable[[], None]] = []  # the leader's, once built
+
+    def wake_schedulers() -> None:
+        for wake in wakes:
+            wake()
+
+    push_work = None
+    if websub is not None:
+        subscriptions = WebSubSubscriptions(
+            store=websub.store,
+            session=websub.session,
+            followed=lambda: [c.channel_id for c in roster.channels if c.readable],
+            clock=clock,
+            metrics=metrics,
+            hub_url=settings.websub_hub_url,
+            callback_base=websub.callback_base,
+            lease_seconds=settings.websub_lease_seconds,
+            on_push_change=wake_schedulers,
+        )
+        confirmer = PushConfirmer(
+            gateway=gateway,
+            publisher=publisher,
+            lease=lease,
+            clock=clock,
+            metrics=metrics,
+            followed=lambda: _loaded_channels(roster),
+            max_confirms_per_hour=settings.websub_max_confirms_per_channel_hour,
+        )
+        push_work = WebSubLeaderWork(
+            amqp=websub.amqp, queue_name=websub.queue_name, subscriptions=subscriptions, confirmer=confirmer
+        )
+    channel_scheduler = Scheduler(
+        clock=clock,
+        pool=UnitsGate(pool),
+        budget=units_budget,
+        metrics=metrics,
+        hooks=roster,
+        interval=(
+            push_work.subscriptions.stretched_interval(settings.max_channel_interval_seconds)
+            if push_work is not None
+            else planned_interval
+        ),
+    )
     leader = Leader(
         lease=lease,
         scheduler=scheduler,
@@ -205,8 +276,14 @@ def _build(
         poll_interval_seconds=settings.poll_interval_seconds,
         others=[channel_scheduler],
         sources=SourcesWatch(db=db, followers=[queries, roster], clock=clock, metrics=metrics),
+        on_role=[push_work.on_role] if push_work is not None else (),
     )
-    return leader, queries, roster
+    wakes.append(leader.wake)
+    return leader, queries, roster, push_work
+
+
+def _loaded_channels(roster: ChannelRoster) -> dict[str, KnownSink]:
+    return {c.channel_id: c for c in roster.channels if c.loaded is not None and c.readable}
 
 
 def _poller_ctx(registry: CollectorRegistry) -> Any:
@@ -226,13 +303,41 @@ def _poller_ctx(registry: CollectorRegistry) -> Any:
             seeded_by="fetcher",
         )
         await seed_from_environment(db, seed, app[CLOCK].now())
-        leader, queries, roster = _build(
-            settings, clock=app[CLOCK], client=client, store=store, publisher=publisher, metrics=metrics, db=db
+        websub, forwarding = None, None
+        if settings.websub_callback_url is not None:
+            websub_store = WebSubStore(db)
+            await websub_store.ensure_indexes()
+            queue_name = notice_queue_name(settings.amqp_exchange)
+            forwarding = await app[AMQP].channel(publisher_confirms=True)
+            app[RECEIVER] = PushReceiver(
+                store=websub_store,
+                forwarder=await NoticeForwarder.declare(forwarding, queue_name),
+                clock=app[CLOCK],
+                metrics=metrics,
+            )
+            websub = WebSubWiring(
+                store=websub_store,
+                session=app[HTTP],
+                amqp=lambda: app[AMQP],
+                queue_name=queue_name,
+                callback_base=settings.websub_callback_url,
+            )
+        leader, queries, roster, push_work = _build(
+            settings,
+            clock=app[CLOCK],
+            client=client,
+            store=store,
+            publisher=publisher,
+            metrics=metrics,
+            db=db,
+            websub=websub,
         )
         app[QUERIES] = queries
         app[CHANNELS] = roster
         app[LEADER] = leader
         app[SCHEDULER] = leader.scheduler
+        if push_work is not None:
+            app[WEBSUB] = push_work
         task = asyncio.create_task(leader.run(), name="poller")
         yield
         leader.stop()  # SIGTERM: finish the cycle in hand, release the lease
@@ -242,6 +347,10 @@ def _poller_ctx(registry: CollectorRegistry) -> Any:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if push_work is not None:
+            await push_work.stop()
+        if forwarding is not None:
+            await forwarding.close()
         await channel.close()
 
     return ctx
@@ -262,6 +371,9 @@ async def _health_details(request: web.Request, handler: Handler) -> web.StreamR
             body.update(roster.health())
         if leader.sources is not None and leader.role == "leader":
             body.update(leader.sources.health())
+        push_work = request.app.get(WEBSUB)
+        if push_work is not None and leader.role == "leader":
+            body.update(push_work.subscriptions.health(request.app[CLOCK].now()))
     else:
         body["role"] = "starting"
     return web.json_response(body)

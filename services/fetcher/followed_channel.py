@@ -232,6 +232,10 @@ class FollowedChannel:
                 return found, True
         return found, False
 
+    def knows(self, video_id: str) -> bool:
+        """Whether the video was published for this channel before (a push of it is a refresh)."""
+        return self._progress is not None and video_id in self._progress.known
+
     async def confirmed(self, events: Sequence[VideoEvent], at: datetime) -> None:
         """The broker confirmed these: known from now on, counted, saved (fenced)."""
         parts, progress = self._parts, self.progress

@@ -12,6 +12,8 @@ and applies every change at once, waking the schedulers. Only the leader watches
 
 Beside the search scheduler, ``others`` (the followed channels' scheduler, on the units pool)
 turn under the same lease, each at its own pace: a long wait of one never delays the other.
+``on_role`` listeners hear every change of role (the WebSub side subscribes and reads pushes
+only while leading).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from services.fetcher.clock import Clock
@@ -48,8 +50,11 @@ class Leader:
         poll_interval_seconds: float,
         others: Sequence[Scheduler] = (),
         sources: SourcesWatch | None = None,
+        on_role: Sequence[Callable[[Role], None]] = (),
     ) -> None:
         self.lease = lease
+        # Told every change of role (the WebSub side runs only while leading).
+        self._on_role = list(on_role)
         self.sources = sources
         self._watch: asyncio.Task[None] | None = None
         self.scheduler = scheduler
@@ -167,7 +172,10 @@ class Leader:
                 await watch
 
     def _be(self, role: Role) -> None:
-        self.role = role
+        changed, self.role = role != self.role, role
+        if changed:
+            for listener in self._on_role:
+                listener(role)
         self._metrics.leader.set(1 if role == "leader" else 0)
         if role != "leader" and self._watch is not None:
             self._watch.cancel()  # only the leader watches; the next one loads the set afresh

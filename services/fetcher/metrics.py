@@ -156,6 +156,52 @@ class FetcherMetrics:
             ["channel"],
             registry=registry,
         )
+        self.websub_requests = Counter(
+            "tubewatch_fetcher_websub_requests",
+            "Subscribe and unsubscribe requests to the WebSub hub, by mode and outcome (accepted, refused)",
+            ["mode", "outcome"],
+            registry=registry,
+        )
+        self.websub_verifications = Counter(
+            "tubewatch_fetcher_websub_verifications",
+            "Verification GETs of the push endpoint: answered (subscribe, unsubscribe) or refused (404)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.websub_state = Gauge(
+            "tubewatch_fetcher_websub_subscription_state",
+            "1 for a followed channel's WebSub subscription state (subscribed, pending, failing), 0 for the others",
+            ["channel", "state"],
+            registry=registry,
+        )
+        self.websub_lease_expiry = Gauge(
+            "tubewatch_fetcher_websub_lease_expiry_timestamp_seconds",
+            "When a followed channel's WebSub lease runs out unless renewed (Unix time)",
+            ["channel"],
+            registry=registry,
+        )
+        self.websub_last_push = Gauge(
+            "tubewatch_fetcher_websub_last_push_timestamp_seconds",
+            "When a push for a followed channel was last accepted (Unix time)",
+            ["channel"],
+            registry=registry,
+        )
+        self.websub_pushes = Counter(
+            "tubewatch_fetcher_websub_pushes",
+            "Pushes this process received, by channel (unknown: no such subscription) and outcome: accepted,"
+            " or why it was ignored (unknown_subscription, oversized, content_type, bad_signature, malformed_xml,"
+            " forbidden_xml, wrong_channel, empty)",
+            ["channel", "outcome"],
+            registry=registry,
+        )
+        self.websub_confirms = Counter(
+            "tubewatch_fetcher_websub_confirms",
+            "Pushed video ids the leader handled, by channel and outcome: published, not_confirmed (videos.list"
+            " says not public or not the channel's), capped (WEBSUB_MAX_CONFIRMS_PER_CHANNEL_HOUR), no_units,"
+            " videos_list_failed, not_followed, tombstone",
+            ["channel", "outcome"],
+            registry=registry,
+        )
         self.leader = Gauge(
             "tubewatch_fetcher_leader", "1 while this fetcher holds the leader lease", registry=registry
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -54,6 +56,27 @@ def parse_key_entries(entries: list[str]) -> list[KeyEntry]:
     return list(parsed.values())
 
 
+def check_callback_url(url: str) -> str:
+    """The push endpoint's base URL: https, or plain http only on a loopback address (tests, local runs)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an https URL (the base the hub reaches this fetcher at)")
+    if parts.query or parts.fragment:
+        raise ValueError("expected a base URL without a query or fragment")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ValueError("plain http is accepted only for a loopback address; use https")
+    return url
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Settings(YouTubeSettings, SourcesSettings, AmqpSettings, MongoSettings, FetcherPortSettings, LoggingSettings):
     """SEARCH_QUERIES and FOLLOW_CHANNELS (SourcesSettings) seed the sources in MongoDB as
     SOURCES_FROM_ENV says; the fetcher then follows what the sources say."""
@@ -93,6 +116,31 @@ class Settings(YouTubeSettings, SourcesSettings, AmqpSettings, MongoSettings, Fe
     # and never more often than the minimum.
     max_channel_interval_seconds: float = Field(default=1800, gt=0)
     min_channel_interval_seconds: float = Field(default=30, gt=0)
+
+    # WebSub push (services/fetcher/websub_*.py): off while WEBSUB_CALLBACK_URL is unset. It is the
+    # base URL at which the hub reaches this fetcher; each subscription's path is under it.
+    websub_callback_url: str | None = None
+    websub_hub_url: str = "https://pubsubhubbub.appspot.com/subscribe"
+    websub_lease_seconds: int = Field(default=432_000, ge=60, le=864_000)
+    # Pushes a channel may have confirmed by videos.list per hour (a hub's flood of old videos).
+    websub_max_confirms_per_channel_hour: int = Field(default=30, ge=1)
+
+    @field_validator("websub_callback_url", mode="before")
+    @classmethod
+    def _callback_url(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            return value
+        return check_callback_url(value.strip()).rstrip("/")
+
+    @field_validator("websub_hub_url")
+    @classmethod
+    def _hub_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http(s) URL of a WebSub hub")
+        return value
 
     @field_validator("search_queries")
     @classmethod
