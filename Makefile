@@ -26,7 +26,7 @@ help:
 	@echo "make soak       the chaos soak (SOAK_SECONDS, default 600) with a report in .local/soak/"
 	@echo "make audit      pip-audit over requirements.lock (needs PyPI's advisory service)"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
-	@echo "make bench-api|bench-indexer|bench-fetcher   benchmarks; results in .local/bench/"
+	@echo "make bench-api|bench-indexer|bench-fetcher|bench-notifier   benchmarks; results in .local/bench/"
 
 $(VENV)/.synced: requirements.lock
 	@$(PYTHON_BOOT) -c 'import sys; assert sys.version_info[:2] == (3, 11), "tubewatch needs Python 3.11"'
@@ -142,6 +142,14 @@ bench-fetcher: up
 .PHONY: bench-indexer
 bench-indexer: up
 	$(PY) -m deploy.bench.indexer $(BENCH_INDEXER_ARGS)
+
+# The notifier: videos percolated per second against 10,000 saved searches, deliveries per second,
+# and the latency from a batch's acknowledgement to the webhook receiver's 2xx at 100 videos/s
+# (deploy/bench/notifier.py; BENCH_NOTIFIER_ARGS, e.g. "--videos 5000"); results in
+# .local/bench/notifier.json.
+.PHONY: bench-notifier
+bench-notifier: up
+	$(PY) -m deploy.bench.notifier $(BENCH_NOTIFIER_ARGS)
 
 # Known vulnerabilities in the locked dependencies (needs PyPI's advisory data; fails if unreachable).
 audit: install

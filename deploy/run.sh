@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-processes=(fetcher indexer api)
+processes=(fetcher indexer notifier api)
 if [[ -z "${YOUTUBE_API_KEYS:-}" ]]; then
     export YOUTUBE_API_URL="http://127.0.0.1:${EMULATOR_PORT:-8090}/youtube/v3"
     export YOUTUBE_API_KEYS="demo-key-alpha-0001 demo-key-bravo-0002"

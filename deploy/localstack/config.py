@@ -19,6 +19,7 @@ from services.common.settings import (
     PROJECT_ROOT,
     FetcherPortSettings,
     IndexerPortSettings,
+    NotifierPortSettings,
     StackSettings,
     load_settings,
 )
@@ -135,6 +136,7 @@ def load_config() -> Config:
             "api": settings.api_port,
             "fetcher": load_settings(FetcherPortSettings).fetcher_port,
             "indexer": load_settings(IndexerPortSettings).indexer_port,
+            "notifier": load_settings(NotifierPortSettings).notifier_port,
             "emulator": settings.emulator_port,
         },
         scrape_interval=prometheus.prometheus_scrape_interval,

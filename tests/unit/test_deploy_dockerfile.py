@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy/Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-SERVICES = ("services.api", "services.fetcher", "services.indexer", "services.youtube_emulator")
+SERVICES = ("services.api", "services.fetcher", "services.indexer", "services.notifier", "services.youtube_emulator")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|_KEYS?$|CREDENTIAL", re.IGNORECASE)
 # Values that look like credentials: a Google API key, a private key, a URL with a password.
 SECRET_VALUE = re.compile(r"AIza[0-9A-Za-z_-]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY|://[^/\s:@]+:[^/\s@]+@")
@@ -143,10 +143,10 @@ def test_one_image_for_every_service() -> None:
         assert (ROOT / module.replace(".", "/") / "__main__.py").exists(), module
     # Each service listens on every interface of its container, on the port EXPOSE names.
     env = " ".join(i.args for i in parse_dockerfile(text) if i.keyword == "ENV")
-    for prefix in ("API", "FETCHER", "INDEXER", "EMULATOR"):
+    for prefix in ("API", "FETCHER", "INDEXER", "NOTIFIER", "EMULATOR"):
         assert f"{prefix}_HOST=0.0.0.0" in env, prefix
     exposed = {i.args for i in parse_dockerfile(text) if i.keyword == "EXPOSE"}
-    assert exposed == {"8080 8081 8082 8090"}
+    assert exposed == {"8080 8081 8082 8083 8090"}
 
 
 def test_base_matches_the_project_python() -> None:

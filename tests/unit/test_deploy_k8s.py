@@ -25,13 +25,19 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy/k8s"
 # The oldest Kubernetes we claim (still widely run) and the newest the validator ships.
 PINNED_VERSION = "1.30.0"
-SERVICES = {"api": "services.api", "fetcher": "services.fetcher", "indexer": "services.indexer"}
+SERVICES = {
+    "api": "services.api",
+    "fetcher": "services.fetcher",
+    "indexer": "services.indexer",
+    "notifier": "services.notifier",
+}
 AUTOSCALED = {"api", "indexer"}
 # What a service cannot run without on a cluster: where the stores are, and its own secrets.
 REQUIRED_ENV = {
     "api": {"MONGODB_URL", "ELASTICSEARCH_URL", "AMQP_URL", "CURSOR_SECRET", "API_HOST", "API_PORT"},
     "fetcher": {"MONGODB_URL", "AMQP_URL", "YOUTUBE_API_KEYS", "FETCHER_HOST", "FETCHER_PORT"},
     "indexer": {"MONGODB_URL", "ELASTICSEARCH_URL", "AMQP_URL", "INDEXER_HOST", "INDEXER_PORT"},
+    "notifier": {"MONGODB_URL", "ELASTICSEARCH_URL", "AMQP_URL", "NOTIFIER_HOST", "NOTIFIER_PORT"},
 }
 SECRET_ENV = {"AMQP_URL", "MONGODB_URL", "ELASTICSEARCH_URL", "YOUTUBE_API_KEYS", "CURSOR_SECRET"}
 # The ConfigMap that holds Prometheus's configuration, not settings of the services.
@@ -163,7 +169,7 @@ def test_a_deployment_per_service_wired_to_its_probes(
     for name, deployment in deployments.items():
         assert check_deployment(name, deployment, config_maps) == []
     images = {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deployments.values()}
-    assert images == {"tubewatch"}, "one image for the three services"
+    assert images == {"tubewatch"}, "one image for every service"
     all_settings = set().union(*(settings_variables(module).keys() for module in SERVICES.values()))
     for keys in config_maps.values():
         assert keys <= all_settings, f"ConfigMap keys no service reads: {sorted(keys - all_settings)}"

@@ -130,7 +130,7 @@ def test_the_local_stack_generates_the_compose_jobs_on_loopback(tmp_path: Path) 
     assert compose_jobs == {"prometheus", *SERVICE_JOBS}
     config = replace(
         load_config(),
-        scrape_ports={"api": 18080, "fetcher": 18081, "indexer": 18082, "emulator": 18090},
+        scrape_ports={"api": 18080, "fetcher": 18081, "indexer": 18082, "notifier": 18083, "emulator": 18090},
         scrape_interval="5s",
     )
     local = tmp_path / "prometheus.yml"
@@ -142,6 +142,7 @@ def test_the_local_stack_generates_the_compose_jobs_on_loopback(tmp_path: Path) 
         "api": ["127.0.0.1:18080"],
         "fetcher": ["127.0.0.1:18081"],
         "indexer": ["127.0.0.1:18082"],
+        "notifier": ["127.0.0.1:18083"],
         "emulator": ["127.0.0.1:18090"],
     }
     assert document["global"]["scrape_interval"] == "5s"

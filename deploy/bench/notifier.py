@@ -1,0 +1,449 @@
+"""``make bench-notifier``: how fast the notifier matches stored videos against 10,000 saved searches, and
+how long a match takes from the indexer's acknowledgement of its batch to the webhook receiver's 2xx.
+
+Setup: a catalogue vocabulary of ``--vocabulary`` words (used Zipf-like, as words are), video titles
+and descriptions drawn from it, and ``--saved-searches`` saved searches of one to three words drawn
+from it, each chosen so that it matches about one in ``--calibration`` sample videos, so that a video
+matches about two on average (the figure measured is printed). Every saved search has a webhook to a
+receiver of this process on loopback (``WEBHOOK_ALLOW_HOSTS=127.0.0.1``), which answers 200 at once.
+A real notifier process (``python -m services.notifier``) and a real indexer process
+(``python -m services.indexer``) run on private names; the videos go through RabbitMQ and the indexer.
+
+Phase 1 (throughput): ``--videos`` videos are published as a backlog, then the indexer is started:
+videos percolated per second (the notifier's own counter, from the first to the last) and
+deliveries received per second. Phase 2 (latency): ``--rate`` videos a second for ``--seconds``
+seconds; each delivery's latency is its arrival at the receiver minus its batch's ``stored_at`` (the
+indexer publishes the stored event just before it acknowledges the batch; this process reads the
+same events from a queue of its own): p50 and p99.
+
+Everything uses private names and is removed afterwards. Results are printed and written to
+``.local/bench/notifier.json``. A benchmark, not a test: figures depend on the machine and on what
+else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiohttp
+import psutil
+from aiohttp import web
+from elasticsearch import AsyncElasticsearch
+from pymongo import AsyncMongoClient
+
+from deploy.bench.indexer import free_port, publish
+from services.common.catalogue import ensure_search_index
+from services.common.events import FoundBy, Thumbnail, VideoEvent
+from services.common.saved_searches import (
+    SAVED_SEARCHES_COLLECTION,
+    Webhook,
+    WebhookSecret,
+    new_saved_search,
+    new_webhook_secret,
+)
+from services.common.settings import PROJECT_ROOT, StackSettings
+from services.common.stored_events import VideosStored
+from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue, declare_stored_exchange
+from services.common.video_filters import VideoFilters
+from services.notifier.deliveries import DeliveryQueueNames
+from services.notifier.webhook_settings import DeliverySettings
+
+RESULTS = PROJECT_ROOT / ".local" / "bench" / "notifier.json"
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SYLLABLES = [c + v for c in "bcdfghklmnprstvz" for v in "aeiou"]
+_WORD = re.compile(r"[a-z]+")
+
+
+def vocabulary(size: int, rng: random.Random) -> list[str]:
+    """``size`` distinct made-up words of two to four syllables (no English stop word among them)."""
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+class Catalogue:
+    """Titles and descriptions of words drawn Zipf-like (rank r with weight 1/r) from the vocabulary."""
+
+    def __init__(self, words: list[str], rng: random.Random) -> None:
+        self.words = words
+        self._weights = [1 / (rank + 1) for rank in range(len(words))]
+        self._rng = rng
+
+    def text(self, count: int) -> list[str]:
+        return self._rng.choices(self.words, weights=self._weights, k=count)
+
+    def event(self, index: int, now: datetime) -> VideoEvent:
+        rng = self._rng
+        video_id = (
+            "".join(rng.choice(_ID_ALPHABET) for _ in range(9))
+            + _ID_ALPHABET[index // 64 % 64]
+            + _ID_ALPHABET[index % 64]
+        )
+        channel = rng.randrange(500)
+        return VideoEvent(
+            video_id=video_id,
+            found_by=FoundBy.search("bench"),
+            title=" ".join(self.text(rng.randint(5, 9))).capitalize(),
+            description=" ".join(self.text(rng.randint(15, 25))),
+            published_at=now - timedelta(seconds=rng.randrange(3600)),
+            channel_id=f"UC{channel:022d}",
+            channel_title=f"Channel {channel}",
+            thumbnails={
+                "default": Thumbnail(url=f"https://i.ytimg.com/vi/{video_id}/default.jpg", width=120, height=90)
+            },
+            fetched_at=now,
+        )
+
+
+def saved_search_texts(catalogue: Catalogue, count: int, calibration: int, rng: random.Random) -> list[str]:
+    """``count`` texts of one to three words, each found (as whole words) in one or two of ``calibration``
+    sample videos: so a video matches about ``count * 1.5 / calibration`` of them."""
+    now = datetime.now(UTC)
+    sample = [catalogue.event(i, now) for i in range(calibration)]
+    docs = [set(_WORD.findall(f"{e.title} {e.description}".lower())) for e in sample]
+    postings: dict[str, set[int]] = {}
+    for position, words in enumerate(docs):
+        for word in words:
+            postings.setdefault(word, set()).add(position)
+    texts: list[str] = []
+    seen: set[str] = set()
+    while len(texts) < count:
+        doc = sorted(rng.choice(docs))
+        chosen = rng.sample(doc, k=min(len(doc), rng.choice((1, 2, 2, 3, 3))))
+        matching = set.intersection(*(postings[w] for w in chosen))
+        text = " ".join(chosen)
+        if 1 <= len(matching) <= 2 and text not in seen:
+            seen.add(text)
+            texts.append(text)
+    return texts
+
+
+class Receiver:
+    """The webhook receiver: 200 at once, each delivery's arrival (wall clock) recorded."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, str, str]] = []  # (time, delivery_id, video_id)
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+        self._arrived = asyncio.Event()
+        self._wanted = 0
+
+    async def wait_for(self, count: int, within: float) -> None:
+        """Until ``count`` deliveries arrived in all (or ``within`` seconds passed)."""
+        self._wanted = count
+        self._arrived.clear()
+        if len(self.arrivals) < count:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout=within)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._hook)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.arrivals.append((time.time(), body["delivery_id"], body["video"]["video_id"]))
+        if len(self.arrivals) >= self._wanted:
+            self._arrived.set()
+        return web.Response(status=200)
+
+
+class StoredWatch:
+    """This process's own queue of the stored events: each video's ``stored_at``."""
+
+    def __init__(self) -> None:
+        self.stored_at: dict[str, float] = {}
+
+    async def consume(self, connection: aio_pika.abc.AbstractConnection, names: QueueNames) -> None:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(await declare_stored_exchange(channel, names))
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            event = VideosStored.model_validate_json(message.body)
+            moment = event.stored_at.timestamp()
+            for video_id in event.video_ids:
+                self.stored_at.setdefault(video_id, moment)
+            await message.ack()
+
+        await queue.consume(on_message)
+
+
+def process_env(stack: StackSettings, run_id: str, names: QueueNames, port: int, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AMQP_URL": stack.amqp_url,
+        "AMQP_EXCHANGE": names.exchange,
+        "AMQP_QUEUE": names.queue,
+        "MONGODB_URL": stack.mongodb_url,
+        "MONGODB_DATABASE": run_id.replace("-", "_"),
+        "ELASTICSEARCH_URL": stack.elasticsearch_url,
+        "ELASTICSEARCH_INDEX": run_id,
+        "LOG_LEVEL": "WARNING",
+        "NOTIFIER_QUEUE": f"{run_id}.notify",
+        "DELIVERY_QUEUE_PREFIX": f"{run_id}.deliveries",
+        "WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+        "INDEX_ATTRIBUTION": "false",
+        "NOTIFIER_PORT": str(port),
+        "INDEXER_PORT": str(port),
+        **extra,
+    }
+
+
+async def metric(session: aiohttp.ClientSession, port: int, name: str) -> float:
+    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+async def wait_ready(session: aiohttp.ClientSession, port: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(aiohttp.ClientError):
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                if response.status == 200:
+                    return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"the process on port {port} was not ready within {within}s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    stack = StackSettings()
+    run_id = f"bench-notifier-{uuid.uuid4().hex[:8]}"
+    names = QueueNames(exchange=f"{run_id}.videos", queue=f"{run_id}.videos.index")
+    database = run_id.replace("-", "_")
+    rng = random.Random(20)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
+    es = AsyncElasticsearch(stack.elasticsearch_url, request_timeout=120)
+    connection = await aio_pika.connect(stack.amqp_url)
+    receiver = Receiver()
+    processes: list[asyncio.subprocess.Process] = []
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    try:
+        catalogue = Catalogue(vocabulary(args.vocabulary, rng), rng)
+        print(f"choosing {args.saved_searches:,} saved searches ...", flush=True)
+        texts = saved_search_texts(catalogue, args.saved_searches, args.calibration, rng)
+        await receiver.start()
+        created = datetime.now(UTC) - timedelta(hours=1)
+        documents = []
+        for text in texts:
+            hook = Webhook(
+                url=f"http://127.0.0.1:{receiver.port}/hook",
+                secrets=[WebhookSecret(value=new_webhook_secret(), created_at=created)],
+            )
+            documents.append(new_saved_search(text, VideoFilters(q=text), hook, created).document())
+        await mongo[database][SAVED_SEARCHES_COLLECTION].insert_many(documents)
+        await ensure_search_index(es, run_id)
+        channel = await connection.channel()
+        await declare_index_queue(channel, names)
+        watch = StoredWatch()
+        await watch.consume(connection, names)
+
+        notifier_port, indexer_port = free_port(), free_port()
+        started = time.monotonic()
+        processes.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "services.notifier",
+                cwd=PROJECT_ROOT,
+                env=process_env(stack, run_id, names, notifier_port),
+            )
+        )
+        await wait_ready(session, notifier_port, within=300)
+        print(f"notifier ready with {len(texts):,} saved searches in {time.monotonic() - started:.1f}s", flush=True)
+
+        # Phase 1: a backlog through the indexer.
+        now = datetime.now(UTC)
+        backlog = [catalogue.event(i, now) for i in range(args.videos)]
+        await publish(stack.amqp_url, names, [e.model_dump_json().encode() for e in backlog])
+        cpu_notifier = psutil.Process(processes[0].pid)
+        cpu_notifier.cpu_percent()
+        psutil.cpu_percent()
+        processes.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "services.indexer",
+                cwd=PROJECT_ROOT,
+                env=process_env(stack, run_id, names, indexer_port),
+            )
+        )
+        percolated = "tubewatch_notifier_videos_percolated_total"
+        first = last = None
+        deadline = time.monotonic() + args.videos / 50 + 120
+        while time.monotonic() < deadline:
+            count = await metric(session, notifier_port, percolated)
+            if count and first is None:
+                first = time.monotonic()
+            if count >= args.videos:
+                last = time.monotonic()
+                break
+            await asyncio.sleep(0.05)
+        if first is None or last is None:
+            raise TimeoutError("the backlog was not percolated in time")
+        queued = await metric(session, notifier_port, 'tubewatch_notifier_matches_total{outcome="queued"}')
+        await receiver.wait_for(int(queued), within=120)
+        arrivals = [t for t, _, _ in receiver.arrivals]
+        throughput = {
+            "videos": args.videos,
+            "videos_percolated_per_second": round(args.videos / (last - first)),
+            "matches_queued": int(queued),
+            "matches_per_video": round(queued / args.videos, 2),
+            "deliveries_received": len(arrivals),
+            "deliveries_per_second": round(len(arrivals) / (max(arrivals) - min(arrivals)))
+            if len(arrivals) > 1
+            else None,
+            "notifier_cpu_percent": round(cpu_notifier.cpu_percent()),
+            "machine_cpu_percent_of_all_cores": round(psutil.cpu_percent()),
+        }
+        print("throughput", json.dumps(throughput, indent=2), flush=True)
+
+        # Phase 2: a steady rate, latency from the batch's stored_at to the receiver's 2xx.
+        receiver.arrivals.clear()
+        total = args.rate * args.seconds
+        paced = [catalogue.event(args.videos + i, datetime.now(UTC)) for i in range(total)]
+        publisher = await connection.channel(publisher_confirms=True)
+        exchange = await publisher.get_exchange(names.exchange)
+        tick = 0.1
+        per_tick = max(1, round(args.rate * tick))
+        begin = time.monotonic()
+        for start in range(0, total, per_tick):
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(e.model_dump_json().encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        ROUTING_KEY_VIDEO_FOUND,
+                    )
+                    for e in paced[start : start + per_tick]
+                )
+            )
+            await asyncio.sleep(max(0.0, begin + (start // per_tick + 1) * tick - time.monotonic()))
+        before = queued
+        settle_deadline = time.monotonic() + 60
+        while time.monotonic() < settle_deadline:
+            queued = await metric(session, notifier_port, 'tubewatch_notifier_matches_total{outcome="queued"}')
+            if (
+                await metric(session, notifier_port, percolated) >= args.videos + total
+                and len(receiver.arrivals) >= queued - before
+            ):
+                break
+            await asyncio.sleep(0.1)
+        latencies = [
+            t - watch.stored_at[video_id] for t, _, video_id in receiver.arrivals if video_id in watch.stored_at
+        ]
+        latency = {
+            "rate_videos_per_second": args.rate,
+            "seconds": args.seconds,
+            "deliveries": len(latencies),
+            "p50_seconds": round(percentile(latencies, 0.5), 3) if latencies else None,
+            "p99_seconds": round(percentile(latencies, 0.99), 3) if latencies else None,
+            "max_seconds": round(max(latencies), 3) if latencies else None,
+        }
+        print("latency", json.dumps(latency, indent=2), flush=True)
+        return {
+            "saved_searches": len(texts),
+            "vocabulary": args.vocabulary,
+            "throughput": throughput,
+            "latency": latency,
+        }
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            await process.wait()
+        await session.close()
+        await receiver.close()
+        await cleanup(connection, names, run_id)
+        await connection.close()
+        await mongo.drop_database(database)
+        found = await es.indices.get(index=f"{run_id}*", expand_wildcards="all", allow_no_indices=True)
+        if found.body:
+            await es.indices.delete(index=",".join(found.body))
+        await es.close()
+        await mongo.close()
+
+
+async def cleanup(connection: aio_pika.abc.AbstractConnection, names: QueueNames, run_id: str) -> None:
+    channel = await connection.channel()
+    deliveries = f"{run_id}.deliveries"
+    queues = [
+        names.queue,
+        names.dead_queue,
+        f"{run_id}.notify",
+        f"{run_id}.notify.dead",
+        f"{deliveries}.work",
+        f"{deliveries}.dead",
+    ]
+    for queue in queues:
+        await channel.queue_delete(queue)
+    for exchange in (
+        names.exchange,
+        names.dead_exchange,
+        names.stored_exchange,
+        f"{run_id}.notify.dead",
+        deliveries,
+        f"{deliveries}.dead",
+    ):
+        await channel.exchange_delete(exchange)
+    for delay_ms in DeliverySettings().retry_policy.delays_ms:
+        await channel.queue_delete(DeliveryQueueNames(deliveries).delay_queue(delay_ms))
+    await channel.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m deploy.bench.notifier", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--saved-searches", type=int, default=10_000)
+    parser.add_argument("--vocabulary", type=int, default=20_000, help="words of the catalogue")
+    parser.add_argument("--calibration", type=int, default=7_500, help="sample videos the saved searches are chosen on")
+    parser.add_argument("--videos", type=int, default=20_000, help="videos of phase 1 (throughput)")
+    parser.add_argument("--rate", type=int, default=100, help="videos a second in phase 2 (latency)")
+    parser.add_argument("--seconds", type=int, default=30, help="length of phase 2")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30),
+            "python": platform.python_version(),
+            "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        },
+    }
+    results |= await run(args)
+    results["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
