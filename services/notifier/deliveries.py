@@ -29,6 +29,7 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.common.catalogue import REMOVED_AT_FIELD, VIDEOS_COLLECTION
 from services.common.saved_searches import SavedSearch, get_saved_search, pause_webhook, signing_secrets
 from services.common.timefmt import utc_now
 from services.common.webhook_target import Resolver, system_resolver
@@ -200,7 +201,8 @@ class DeliveryWorker:
     error: a copy waits in the delay queue of its backoff, then the original is acked); dead-lettered
     (another 4xx, a redirect, a refused address, or still failing WEBHOOK_RETRY_HOURS after the first
     failure); gone (410: the webhook is paused in MongoDB, the request dropped); skipped (the saved
-    search is deleted, has no webhook or it is paused). Every copy is confirmed by the broker before
+    search is deleted, has no webhook or it is paused, or YouTube deleted the video since it was
+    queued: a retry waiting hours must not post a removed video). Every copy is confirmed by the broker before
     the original is acked, so a crash in between can only repeat a delivery, never lose one.
 
     A host with ``4 x WEBHOOK_CONCURRENCY_PER_HOST`` requests in hand gets its next ones deferred to
@@ -299,6 +301,11 @@ class DeliveryWorker:
             self._metrics.deliveries.labels("skipped").inc()
             await message.ack()
             return
+        if await self._removed(request.video_id):
+            logger.info("delivery skipped: the video was removed", extra=log_extra | {"video_id": request.video_id})
+            self._metrics.deliveries.labels("skipped").inc()
+            await message.ack()
+            return
         host = host_key(webhook.url)
         log_extra["host"] = host
         if self._sender.slots.held(host) >= self._held_per_host:
@@ -325,6 +332,12 @@ class DeliveryWorker:
             await self._dead_letter(message, result.detail, result.cause, log_extra)
         else:
             await self._retry_or_give_up(message, result.detail, log_extra)
+
+    async def _removed(self, video_id: str) -> bool:
+        found = await self._db[VIDEOS_COLLECTION].find_one(
+            {"video_id": video_id, REMOVED_AT_FIELD: {"$ne": None}}, {"_id": 1}
+        )
+        return found is not None
 
     async def _retry_or_give_up(self, message: AbstractIncomingMessage, detail: str, log_extra: dict[str, Any]) -> None:
         headers = dict(message.headers or {})

@@ -2,7 +2,8 @@
 
 For each "videos stored" event, in order: wait until the percolator index holds every saved search
 written by the event's ``stored_at`` (``SavedSearchSync.wait_synced``); read the videos from MongoDB
-(the system of record); percolate them in one request; keep the matches of videos first seen at or
+(the system of record), leaving out those YouTube deleted (``removed_at`` set: a removed video is
+never delivered); percolate them in one request; keep the matches of videos first seen at or
 after the saved search's ``created_at`` (older videos are never delivered) and, for a
 ``published_within`` filter, published within that span before ``stored_at``; record them
 (``MatchStore``: a video is delivered at most once per saved search); publish one
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.catalogue import VIDEOS_COLLECTION
+from services.common.catalogue import REMOVED_AT_FIELD, VIDEOS_COLLECTION
 from services.common.stored_events import VideosStored
 from services.common.timefmt import to_epoch_ms, utc_now
 from services.common.video_shape import VIDEO_SOURCE_FIELDS, public_video
@@ -63,7 +64,9 @@ class StoredEventMatcher:
         """Match and queue the event's videos; returns how many deliveries were queued."""
         await self._sync.wait_synced(event.stored_at)
         wanted = list(dict.fromkeys(event.video_ids))
-        docs = [doc async for doc in self._videos.find({"video_id": {"$in": wanted}}, _PROJECTION)]
+        # None matches a missing removed_at as well as a null one.
+        live = {"video_id": {"$in": wanted}, REMOVED_AT_FIELD: None}
+        docs = [doc async for doc in self._videos.find(live, _PROJECTION)]
         started = time.perf_counter()
         hits = await self._percolator.percolate(docs)
         self._metrics.percolate_seconds.observe(time.perf_counter() - started)

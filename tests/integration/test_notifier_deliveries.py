@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.common.catalogue import REMOVED_AT_FIELD, VIDEOS_COLLECTION
 from services.common.saved_searches import WebhookSecret, get_saved_search
 from services.common.settings import StackSettings
 from services.common.webhook_target import WebhookTargetRefused, resolve_webhook_target
@@ -99,6 +100,30 @@ async def test_every_delivery_is_posted_once_signed_with_each_secret_still_valid
         # One v1 per valid secret: the new one and the rotated-out one, never the expired one.
         signatures = [part for part in received.headers["X-Tubewatch-Signature"].split(",") if part.startswith("v1=")]
         assert len(signatures) == (2 if request.saved_search_id == cricket.id else 1)
+    assert await queues.counts() == {"work": 0, "dead": 0, "delayed": 0}
+
+
+async def test_a_video_removed_after_its_delivery_was_queued_is_skipped_and_never_posted(
+    queues: DeliveryQueues, receiver: WebhookReceiver, mongo_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    saved, secret = await saved_search_with_webhook(mongo_db, receiver.url("/hook"))
+    receiver.add_secret(saved.id, secret)
+    removed, live = requests_for(saved, 2)
+    now = datetime.now(UTC)
+    await mongo_db[VIDEOS_COLLECTION].insert_many(
+        [{"video_id": removed.video_id, REMOVED_AT_FIELD: now}, {"video_id": live.video_id, REMOVED_AT_FIELD: None}]
+    )
+
+    async with running_worker(queues, mongo_db, queues.settings()) as (_, registry):
+        await queues.publish([removed, live])
+        await receiver.wait_delivered({live.delivery_id})
+
+        async def settled() -> bool:
+            return outcome(registry, "skipped") == 1
+
+        await wait_until(settled, within=10, what="the removed video's delivery skipped")
+
+    assert [r.delivery_id for r in receiver.requests] == [live.delivery_id]
     assert await queues.counts() == {"work": 0, "dead": 0, "delayed": 0}
 
 

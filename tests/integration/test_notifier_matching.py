@@ -1,6 +1,7 @@
 """The notifier's matching against real RabbitMQ, MongoDB and Elasticsearch, videos stored by the real
 indexer: exactly the matching (saved search, video) pairs are queued for delivery, whole words only,
-never a video first seen before the saved search, never twice for a video stored again."""
+never a video first seen before the saved search, never twice for a video stored again, never a video
+YouTube deleted (removed_at set)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.common.catalogue import REMOVED_AT_FIELD, VIDEOS_COLLECTION
 from services.common.events import VideoEvent
 from services.common.saved_searches import SAVED_SEARCHES_COLLECTION
 from services.common.settings import StackSettings
+from services.common.stored_events import VideosStored
 from services.common.timefmt import utc_now
-from services.common.topology import QueueNames
+from services.common.topology import QueueNames, declare_stored_exchange
 from services.notifier.deliveries import delivery_id_for
 from services.notifier.settings import Settings
 from tests.factories import make_event
+from tests.integration.api_support import prepare_stores, write
 from tests.integration.indexer_support import bodies, publish, running_indexer, shared_stack_settings
 from tests.integration.notifier_support import (
     DeliveryQueues,
@@ -151,3 +155,37 @@ async def test_exactly_the_matching_pairs_are_queued_once_whole_words_and_new_vi
 
 def first_title(events: dict[str, Any], video_id: str) -> str:
     return next(str(event.title) for event in events.values() if event.video_id == video_id)
+
+
+async def test_a_removed_video_is_never_queued_though_its_stored_event_names_it(
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    queue_names: QueueNames,
+    mongo_db: AsyncDatabase[dict[str, Any]],
+    es: AsyncElasticsearch,
+    es_alias: str,
+    delivery_queues: DeliveryQueues,
+    settings: Settings,
+) -> None:
+    rng = random.Random(2021)
+    cat, _ = await save_search(mongo_db, {"q": "cat"}, created_at=utc_now() - timedelta(days=1))
+    now = utc_now()
+    live, removed = (
+        make_event(rng, query="clips", title=title, published_at=now - timedelta(hours=1), fetched_at=now)
+        for title in ("Cat videos to relax", "Cat videos, deleted")
+    )
+    await write(await prepare_stores(mongo_db, es, es_alias), es, es_alias, [live, removed])
+    # YouTube deleted the second one; an event naming both (a batch stored before, or one that stored
+    # its removal) reaches the notifier.
+    await mongo_db[VIDEOS_COLLECTION].update_one({"video_id": removed.video_id}, {"$set": {REMOVED_AT_FIELD: now}})
+
+    async with running_matcher(settings, amqp, mongo_db, es) as matcher:
+        channel = await amqp.channel()
+        exchange = await declare_stored_exchange(channel, queue_names)
+        event = VideosStored(stored_at=utc_now(), video_ids=[removed.video_id, live.video_id])
+        await exchange.publish(aio_pika.Message(event.model_dump_json().encode()), routing_key="")
+        await channel.close()
+        await wait_matched(matcher, 1)
+        assert matcher.metric("tubewatch_notifier_videos_percolated_total") == 1, "the removed video is not read"
+        [delivery] = await take_deliveries(delivery_queues, 1)
+        assert await queued_deliveries(delivery_queues) == 0
+        assert (delivery.saved_search_id, delivery.video_id) == (cat.id, live.video_id)
