@@ -198,7 +198,8 @@ class FetcherMetrics:
             "tubewatch_fetcher_websub_confirms",
             "Pushed video ids the leader handled, by channel and outcome: published, not_confirmed (videos.list"
             " says not public or not the channel's), capped (WEBSUB_MAX_CONFIRMS_PER_CHANNEL_HOUR), no_units,"
-            " videos_list_failed, not_followed, tombstone",
+            " videos_list_failed, not_followed; and tombstones: removed (a removal published), tombstone_unknown"
+            " (not a video of the channel), tombstone_implausible (no plausible deletion time)",
             ["channel", "outcome"],
             registry=registry,
         )

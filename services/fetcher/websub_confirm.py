@@ -13,19 +13,25 @@ hub's flood of old videos cannot spend the day's units; the ids over the cap are
 (polling still finds a new one among them). A notice for a channel no longer followed is dropped.
 When no project has units left, or videos.list fails, the ids are dropped: polling finds them.
 
-A tombstone (a deleted video) is counted and logged; ``removals`` turns it into a removal event
-when a publisher of removals is given.
+A tombstone (the hub says the video was deleted) of a video its followed channel knows (published
+for that channel before) becomes a ``VideoRemoved``: ``removed_at`` the tombstone's ``when`` (the
+notice's receipt when it gives none), its channel, ``observed_at`` now, published fenced like the
+finds. A tombstone of any other video is dropped and counted (``tombstone_unknown``): a
+subscription's tombstones remove only its own channel's videos; one whose ``when`` is no plausible
+removal time is dropped too (``tombstone_implausible``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from services.common.events import FoundBy, VideoEvent
+from pydantic import ValidationError
+
+from services.common.events import FoundBy, VideoEvent, VideoRemoved
 from services.common.timefmt import parse_rfc3339
 from services.fetcher.clock import Clock
 from services.fetcher.gateway import YouTubeGateway
@@ -33,7 +39,7 @@ from services.fetcher.lease import LeaderLease, LeaseLostError
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.publisher import VideoPublisher
 from services.fetcher.snippets import enrich_event
-from services.fetcher.websub_notices import NoticeTombstone, PushNotice
+from services.fetcher.websub_notices import PushNotice
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +58,6 @@ class KnownSink(Protocol):
     def knows(self, video_id: str) -> bool: ...
 
 
-# Publishes removals of deleted videos (fenced by the lease token); None: tombstones are counted only.
-RemovalPublisher = Callable[[Sequence[NoticeTombstone], str, int, datetime], Awaitable[None]]
-
-
 class PushConfirmer:
     def __init__(
         self,
@@ -67,7 +69,6 @@ class PushConfirmer:
         metrics: FetcherMetrics,
         followed: Callable[[], Mapping[str, KnownSink]],
         max_confirms_per_hour: int,
-        removals: RemovalPublisher | None = None,
     ) -> None:
         self._gateway = gateway
         self._publisher = publisher
@@ -76,7 +77,6 @@ class PushConfirmer:
         self._metrics = metrics
         self._followed = followed
         self._cap = max_confirms_per_hour
-        self._removals = removals
         self._confirms: dict[str, deque[datetime]] = defaultdict(deque)
         self.notices_handled = 0  # handled or given up (the benchmark waits for it)
 
@@ -94,7 +94,7 @@ class PushConfirmer:
         wanted: dict[str, str] = {}  # video id -> channel
         for notice in notices:
             if notice.channel_id not in followed:
-                self._count(notice.channel_id, "not_followed", len(notice.video_ids))
+                self._count(notice.channel_id, "not_followed", len(notice.video_ids) + len(notice.tombstones))
                 continue
             for video_id in notice.video_ids:
                 if video_id in wanted:
@@ -104,7 +104,7 @@ class PushConfirmer:
                     continue
                 wanted[video_id] = notice.channel_id
             if notice.tombstones:
-                await self._tombstones(notice, now)
+                await self._tombstones(notice, followed[notice.channel_id], now)
         ids = list(wanted)
         for start in range(0, len(ids), BATCH_SIZE):
             await self._confirm({i: wanted[i] for i in ids[start : start + BATCH_SIZE]}, followed)
@@ -161,14 +161,38 @@ class PushConfirmer:
             if new:
                 await sink.confirmed(new, confirmed)
 
-    async def _tombstones(self, notice: PushNotice, now: datetime) -> None:
-        self._metrics.websub_confirms.labels(notice.channel_id, "tombstone").inc(len(notice.tombstones))
+    async def _tombstones(self, notice: PushNotice, sink: KnownSink, now: datetime) -> None:
+        """Publish the removals of the notice's deleted videos that are its channel's (fenced)."""
+        channel_id = notice.channel_id
+        removals: list[VideoRemoved] = []
+        for tombstone in notice.tombstones:
+            if not sink.knows(tombstone.video_id):
+                self._count(channel_id, "tombstone_unknown")
+                continue
+            try:
+                removal = VideoRemoved(
+                    video_id=tombstone.video_id,
+                    removed_at=tombstone.when or notice.received_at,
+                    channel_id=channel_id,
+                    observed_at=now,
+                )
+            except ValidationError:
+                self._count(channel_id, "tombstone_implausible")
+                continue
+            removals.append(removal)
+        ids = [r.video_id for r in removals]
+        if removals:
+            token = self._lease.check()  # a deposed leader publishes nothing
+            await self._publisher.publish_removals(removals, token)
+            self._count(channel_id, "removed", len(removals))
         logger.info(
             "push says videos were deleted",
-            extra={"channel_id": notice.channel_id, "video_ids": [t.video_id for t in notice.tombstones]},
+            extra={
+                "channel_id": channel_id,
+                "video_ids": [t.video_id for t in notice.tombstones],
+                "removals_published": ids,
+            },
         )
-        if self._removals is not None:
-            await self._removals(notice.tombstones, notice.channel_id, self._lease.check(), now)
 
     def _count(self, channel_id: str, outcome: str, count: int = 1) -> None:
         if count:

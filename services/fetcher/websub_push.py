@@ -3,9 +3,11 @@
 Pure: no I/O. The signature is ``X-Hub-Signature: sha1=<hex HMAC-SHA1(secret, raw body)>``, compared
 in constant time. The body is Atom: an upload or a title/description change is an ``<entry>`` with
 ``yt:videoId`` and ``yt:channelId``; a deletion is an ``<at:deleted-entry ref="yt:video:ID"
-when="…">`` that names no channel. It is parsed by defusedxml with DTDs forbidden, so no entity is
-declared, expanded (a "billion laughs" bomb) or fetched (an external entity): a push never has a
-DTD, and one that does is refused before any entity is looked at.
+when="…">`` that names no ``yt:channelId``, only the channel's URL in ``at:by``: an entry or a
+tombstone naming another channel than the subscription's is not taken. It is parsed by defusedxml
+with DTDs forbidden, so no entity is declared, expanded (a "billion laughs" bomb) or fetched (an
+external entity): a push never has a DTD, and one that does is refused before any entity is looked
+at.
 """
 
 from __future__ import annotations
@@ -107,6 +109,10 @@ def parse_push(body: bytes, channel_id: str) -> PushContent:
         ref = deleted.get("ref", "")
         video_id = ref[len(_VIDEO_REF) :] if ref.startswith(_VIDEO_REF) else ""
         if not _VIDEO_ID.match(video_id):
+            continue
+        by = _text(deleted, f"{_TOMBSTONE}by/{_ATOM}uri")
+        if by is not None and by.rstrip("/").rsplit("/", 1)[-1] != channel_id:
+            content.other_channels += 1
             continue
         content.tombstones.append(Tombstone(video_id, _when(deleted.get("when"))))
     return content

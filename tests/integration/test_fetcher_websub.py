@@ -17,6 +17,7 @@ import aio_pika
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.settings import StackSettings
+from services.common.timefmt import parse_rfc3339
 from services.common.topology import QueueNames
 from services.fetcher.websub_store import topic_url
 from tests.conftest import free_port
@@ -32,7 +33,7 @@ from tests.integration.websub_support import (
     notice_queues_removed,
     push_env,
 )
-from tests.unit.test_websub_push import BILLION_LAUGHS, EXTERNAL_ENTITY, entry
+from tests.unit.test_websub_push import BILLION_LAUGHS, EXTERNAL_ENTITY, entry, tombstone
 from tests.waiting import wait_until
 
 ATOM = {"Content-Type": "application/atom+xml"}
@@ -57,7 +58,9 @@ async def push_rig(
         await inject(emulator, "history0001", START - 7200)
         if hub:
             await emulator.admin("POST", "/admin/websub/config", json=hub)
-        env = push_env(stack, queue_names, mongo_db.name, emulator, free_port(), callback_port=None, **fetcher_overrides)
+        env = push_env(
+            stack, queue_names, mongo_db.name, emulator, free_port(), callback_port=None, **fetcher_overrides
+        )
         async with fetcher_on_port(env, EmulatorDrivenClock(emulator)) as fetcher:
             yield PushRig(emulator, fetcher, tap, mongo_db)
 
@@ -177,6 +180,66 @@ async def test_hostile_pushes_and_verifications_publish_nothing_and_are_counted(
         assert 'tubewatch_fetcher_websub_pushes_total{channel="unknown",outcome="unknown_subscription"} 1.0' in metrics
         assert 'tubewatch_fetcher_websub_verifications_total{outcome="refused"} 3.0' in metrics
         assert f'tubewatch_fetcher_websub_subscription_state{{channel="{CHANNEL}",state="subscribed"}} 1.0' in metrics
+
+
+async def test_a_deleted_video_of_the_channel_is_published_as_one_removal_and_forged_tombstones_as_none(
+    stack: StackSettings,
+    queue_names: QueueNames,
+    mongo_db: AsyncDatabase[dict[str, Any]],
+    amqp: aio_pika.abc.AbstractRobustConnection,
+) -> None:
+    async with push_rig(stack, queue_names, mongo_db, amqp) as rig:
+        await rig.until_state("subscribed")
+        sub_id, secret = await rig.secret()
+        path = f"/websub/youtube/{sub_id}"
+        now = rig.emulator.state.now()
+        await inject(rig.emulator, "keptVideo01", now + 1)
+        await inject(rig.emulator, "goneVideo01", now + 1)
+        await rig.published("keptVideo01", "push")
+        await rig.published("goneVideo01", "push")
+        [token] = {m.lease_token for m in rig.tap.messages if m.video_id == "keptVideo01"}
+
+        # Tombstones of a video of the channel that is not deleted: unsigned, with a bad signature,
+        # naming another channel; and a signed one of a video that is not the channel's.
+        forged = tombstone("keptVideo01")
+        unsigned = await rig.fetcher.client.post(path, data=forged, headers=ATOM)
+        bad = await rig.fetcher.client.post(path, data=forged, headers={**ATOM, "X-Hub-Signature": "sha1=" + "0" * 40})
+        elsewhere = tombstone("keptVideo01", "UCsomeoneElsesChannelBBB")
+        by_other = await rig.fetcher.client.post(path, data=elsewhere, headers=sign(secret, elsewhere))
+        stranger = tombstone("strangerV01")
+        not_ours = await rig.fetcher.client.post(path, data=stranger, headers=sign(secret, stranger))
+        assert (unsigned.status, bad.status, by_other.status, not_ours.status) == (202, 202, 202, 204)
+
+        deleted = await rig.emulator.admin("POST", "/admin/videos/goneVideo01/delete")
+        assert deleted["tombstones_queued"] == 1
+
+        def removals() -> list[dict[str, Any]]:
+            return [
+                m.body | {"lease_token": m.lease_token} for m in rig.tap.messages if m.body.get("kind") == "removed"
+            ]
+
+        async def removed() -> bool:
+            return bool(removals())
+
+        await wait_until(removed, within=30, what="the removal of goneVideo01")
+        await rig.emulator.admin("POST", "/admin/websub/flush")
+
+        async def unknown_counted() -> bool:
+            metrics = await rig.fetcher.metrics()
+            return f'websub_confirms_total{{channel="{CHANNEL}",outcome="tombstone_unknown"}} 1.0' in metrics
+
+        await wait_until(unknown_counted, within=10, what="the stranger's tombstone dropped and counted")
+        [removal] = removals()
+        assert removal["video_id"] == "goneVideo01"
+        assert parse_rfc3339(removal["removed_at"]) == parse_rfc3339(deleted["deletedAt"])
+        assert removal["channel_id"] == CHANNEL
+        observed = parse_rfc3339(removal["observed_at"]).timestamp()
+        assert parse_rfc3339(deleted["deletedAt"]).timestamp() <= observed <= rig.emulator.state.now()
+        assert removal["lease_token"] == token and token is not None
+        metrics = await rig.fetcher.metrics()
+        assert f'websub_confirms_total{{channel="{CHANNEL}",outcome="removed"}} 1.0' in metrics
+        ignored = (await rig.subscription())["pushes_ignored"]
+        assert ignored == {"bad_signature": 2, "wrong_channel": 1}
 
 
 async def test_a_hub_refusing_subscriptions_leaves_polling_on_until_it_recovers(

@@ -32,13 +32,16 @@ def entry(video_id: str, channel_id: str = CHANNEL) -> bytes:
 </feed>""".encode()
 
 
-TOMBSTONE = b"""<?xml version='1.0' encoding='UTF-8'?>
+def tombstone(video_id: str = "deleted0001", channel_id: str = CHANNEL) -> bytes:
+    """A deletion as YouTube's hub pushes it: the channel only in ``at:by``."""
+    return f"""<?xml version='1.0' encoding='UTF-8'?>
 <feed xmlns:at="http://purl.org/atompub/tombstones/1.0" xmlns="http://www.w3.org/2005/Atom">
-  <at:deleted-entry ref="yt:video:deleted0001" when="2026-11-24T18:05:00.000000+00:00">
-    <link href="https://www.youtube.com/watch?v=deleted0001"/>
-    <at:by><name>The Followed Channel</name><uri>https://www.youtube.com/channel/UCfollowedChannelAAAAAAA</uri></at:by>
+  <at:deleted-entry ref="yt:video:{video_id}" when="2026-11-24T18:05:00.000000+00:00">
+    <link href="https://www.youtube.com/watch?v={video_id}"/>
+    <at:by><name>The Followed Channel</name><uri>https://www.youtube.com/channel/{channel_id}</uri></at:by>
   </at:deleted-entry>
-</feed>"""
+</feed>""".encode()
+
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
@@ -73,11 +76,22 @@ def test_an_entry_of_another_channel_is_not_taken_for_the_subscriptions() -> Non
 
 
 def test_a_tombstone_names_the_deleted_video_and_when() -> None:
-    content = parse_push(TOMBSTONE, CHANNEL)
+    content = parse_push(tombstone(), CHANNEL)
     assert content.video_ids == []
-    [tombstone] = content.tombstones
-    assert tombstone.video_id == "deleted0001"
-    assert tombstone.when == datetime(2026, 11, 24, 18, 5, tzinfo=UTC)
+    [deleted] = content.tombstones
+    assert deleted.video_id == "deleted0001"
+    assert deleted.when == datetime(2026, 11, 24, 18, 5, tzinfo=UTC)
+
+
+def test_a_tombstone_by_another_channel_is_not_taken_for_the_subscriptions() -> None:
+    content = parse_push(tombstone(channel_id=OTHER), CHANNEL)
+    assert content.tombstones == []
+    assert content.other_channels == 1
+
+
+def test_a_tombstone_naming_no_channel_is_taken_for_the_subscriptions() -> None:
+    body = tombstone().replace(b"<uri>https://www.youtube.com/channel/UCfollowedChannelAAAAAAA</uri>", b"")
+    assert [t.video_id for t in parse_push(body, CHANNEL).tombstones] == ["deleted0001"]
 
 
 @pytest.mark.parametrize(
