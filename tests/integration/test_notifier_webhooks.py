@@ -1,16 +1,18 @@
 """The notifier service end to end on real servers: 1,000 videos stored by the real indexer, 50 saved searches
 with webhooks to a real receiver on loopback that checks every signature. Every match is delivered and
 nothing else: the matches are what Elasticsearch finds for each saved search's filters (the video
-list's query, whole words) once the videos are indexed, and every one of their delivery ids arrives."""
+list's query, whole words) once the videos are indexed, and every one of their delivery ids arrives; each
+saved search's public feed (served by the API) holds its newest 50 delivered videos."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
+import feedparser  # type: ignore[import-untyped]
 import pytest
 from aiohttp import web
 from elasticsearch import AsyncElasticsearch
@@ -24,6 +26,7 @@ from services.common.video_query import build_query
 from services.notifier.app import create_app
 from services.notifier.deliveries import delivery_id_for
 from tests.factories import make_event
+from tests.integration.admin_support import Client, admin_api
 from tests.integration.indexer_support import bodies, publish, running_indexer, shared_stack_settings
 from tests.integration.notifier_support import (
     DeliveryQueues,
@@ -36,6 +39,7 @@ from tests.integration.webhook_receiver import HOST, WebhookReceiver
 from tests.waiting import wait_until
 
 VIDEOS = 1_000
+FEED_SIZE = 50  # a feed's entries: the newest matches
 # Title words; "cat" is searched for, "category" and "catalogue" only appear: whole words only.
 WORDS = [
     "cat", "category", "catalogue", "dog", "river", "mountain", "storm", "garden", "piano", "guitar",
@@ -65,6 +69,33 @@ async def matching_video_ids(es: AsyncElasticsearch, alias: str, search: SavedSe
     query = build_query(search.filters.filters(), None, scored=False, whole_words=True)
     response = await es.search(index=alias, query=query, size=VIDEOS, source_includes=["video_id"])
     return {hit["_source"]["video_id"] for hit in response["hits"]["hits"]}
+
+
+async def feed_entries(api: Client, search: SavedSearch) -> dict[str, datetime]:
+    """The saved search's feed, served by the API: its videos' ids and when each was published."""
+    response = await api.get(f"/api/v1/feeds/saved/{search.feed_id}.atom")
+    body = await response.read()
+    assert response.status == 200, body[:300]
+    parsed = feedparser.parse(body)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    entries = {
+        str(entry.id).removeprefix("yt:video:"): datetime.fromisoformat(entry.published) for entry in parsed.entries
+    }
+    assert len(entries) == len(parsed.entries) <= FEED_SIZE
+    return entries
+
+
+def assert_feed_holds_the_newest_delivered(feed: dict[str, datetime], delivered: dict[str, datetime]) -> None:
+    """Every video delivered to the saved search that is among the feed's FEED_SIZE newest is in it: all of
+    them while the feed is not full, else each one newer than its oldest entry (ties at that boundary may
+    go either way). The feed may hold more: it reads its filters as the video list does, the last word
+    of q as a prefix ("cat" lists "category"), where matching takes whole words only."""
+    if len(feed) < FEED_SIZE:
+        missing = set(delivered) - set(feed)
+    else:
+        oldest = min(feed.values())
+        missing = {video_id for video_id, published in delivered.items() if published > oldest} - set(feed)
+    assert not missing, "every delivered video among the feed's newest is in it"
 
 
 async def test_a_thousand_videos_and_fifty_saved_searches_deliver_every_match_and_nothing_else(
@@ -153,3 +184,13 @@ async def test_a_thousand_videos_and_fifty_saved_searches_deliver_every_match_an
         r.payload["video"]["video_id"] for r in receiver.delivered if r.payload["saved_search"]["id"] == cat_search.id
     }
     assert delivered_to_cat and not delivered_to_cat & whole_words, '"cat" never delivers "category" or "catalogue"'
+
+    delivered: dict[str, dict[str, datetime]] = {search.id: {} for search in searches}
+    for received in receiver.delivered:
+        video = received.payload["video"]
+        published = datetime.fromisoformat(video["published_at"])
+        delivered[received.payload["saved_search"]["id"]][video["video_id"]] = published
+    async with admin_api(stack, mongo_db, es_alias, api_page_cache_seconds=0) as api:
+        for search in searches:
+            assert_feed_holds_the_newest_delivered(await feed_entries(api, search), delivered[search.id])
+    assert max(len(videos) for videos in delivered.values()) > FEED_SIZE, "some feed holds only the newest"
