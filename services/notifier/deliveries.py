@@ -30,6 +30,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.catalogue import REMOVED_AT_FIELD, VIDEOS_COLLECTION
+from services.common.dead_letter_replay import BROKER_DEATH_HEADERS
 from services.common.saved_searches import SavedSearch, get_saved_search, pause_webhook, signing_secrets
 from services.common.timefmt import utc_now
 from services.common.webhook_target import Resolver, system_resolver
@@ -45,17 +46,6 @@ ATTEMPTS_HEADER = "x-tubewatch-attempts"
 FIRST_FAILURE_HEADER = "x-tubewatch-first-failure-ms"
 LAST_ERROR_HEADER = "x-tubewatch-last-error"
 DEAD_REASON_HEADER = "x-tubewatch-dead-reason"
-_BROKER_HEADERS = frozenset(
-    {
-        "x-death",
-        "x-first-death-exchange",
-        "x-first-death-queue",
-        "x-first-death-reason",
-        "x-last-death-exchange",
-        "x-last-death-queue",
-        "x-last-death-reason",
-    }
-)
 # Deliveries one worker holds unacknowledged: what its hosts' slots and waits draw from.
 PREFETCH = 256
 # What a channel that died or closed raises when a message is published or settled on it.
@@ -405,7 +395,7 @@ class DeliveryWorker:
             body=message.body,
             # The broker's own records of earlier dead-lettering (through the delay queues) stay with
             # the broker: a client may not set them.
-            headers={k: v for k, v in headers.items() if k not in _BROKER_HEADERS},
+            headers={k: v for k, v in headers.items() if k not in BROKER_DEATH_HEADERS},
             content_type=message.content_type,
             message_id=message.message_id,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,

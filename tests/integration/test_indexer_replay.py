@@ -14,10 +14,10 @@ from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.catalogue import SEARCH_INDEX_MAPPINGS, SEARCH_INDEX_SETTINGS, versioned_index_name
+from services.common.dead_letter_replay import REPLAYED_HEADER
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import QueueNames
 from services.indexer.reindex import reindex
-from services.indexer.replay import REPLAYED_HEADER
 from services.indexer.settings import Settings
 from tests.factories import make_event
 from tests.integration.indexer_support import (
