@@ -2,33 +2,39 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from services.common.events import VideoEvent, VideoRemoved
 
 
-def decode_event(body: bytes) -> VideoEvent:
-    """Parse one message body; ValueError (with a short reason) when it is not a valid event."""
-    try:
-        return VideoEvent.model_validate_json(body)
-    except ValidationError as exc:
-        raise _refusal(exc) from None
+class _Kind(BaseModel):
+    """What a body says it is: ``"removed"`` for a removal; a find says nothing (its kind is absent)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: str | None = None
 
 
 def decode_message(body: bytes) -> VideoEvent | VideoRemoved:
     """A video event, or a removal when the body says ``"kind": "removed"``; ValueError otherwise.
 
     Events come first: they are nearly every message, and decode in one pass. A body that is
-    neither gets the reason of the kind it claims to be (a removal when its ``kind`` is right).
+    neither gets the reason of the kind it claims to be: a removal's when its ``kind`` says
+    ``"removed"``, an event's otherwise (events carry no ``kind``).
     """
     try:
         return VideoEvent.model_validate_json(body)
     except ValidationError as event_error:
         try:
+            claims_removal = _Kind.model_validate_json(body).kind == "removed"
+        except ValidationError:
+            raise _refusal(event_error) from None
+        if not claims_removal:
+            raise _refusal(event_error) from None
+        try:
             return VideoRemoved.model_validate_json(body)
         except ValidationError as removal_error:
-            claims_removal = not any(error["loc"][:1] == ("kind",) for error in removal_error.errors())
-            raise _refusal(removal_error if claims_removal else event_error) from None
+            raise _refusal(removal_error) from None
 
 
 def _refusal(exc: ValidationError) -> ValueError:

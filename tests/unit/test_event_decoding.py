@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.common.events import FoundBy, VideoEvent
-from services.indexer.decoding import decode_event
+from services.indexer.decoding import decode_message
 
 EVENT = VideoEvent(
     video_id="aB3dE5fG7hI",
@@ -16,6 +16,13 @@ EVENT = VideoEvent(
     channel_id="UC1",
     fetched_at=datetime(2026, 11, 24, 1, tzinfo=UTC),
 )
+
+
+def decode_event(body: bytes) -> VideoEvent:
+    """The indexer's decoding of a body that must be a find (a ValueError says why it is not)."""
+    decoded = decode_message(body)
+    assert isinstance(decoded, VideoEvent), decoded
+    return decoded
 
 
 def test_a_published_event_round_trips() -> None:
