@@ -10,15 +10,20 @@ and once with every request reaching Elasticsearch. Results are printed and writ
 ``.local/bench/api.json``; the private database and index are removed afterwards unless
 ``--keep-data`` (then a later run reuses them and skips the load).
 
-A benchmark, not a test: figures depend on the machine and on what else runs on it. wrk repeats one
-URL per scenario, so Elasticsearch's request cache answers repeated searches, as it does for the
-popular pages of a real deployment.
+The single-URL scenarios repeat one URL, so the micro-cache and Elasticsearch's request cache answer
+nearly every request: they are cache figures. The crowd scenarios (deploy/bench/api_crowd.py) are
+what users meet: ``--crowd-urls`` distinct URLs (searches, words being typed, cursors at many depths,
+channels, one-day windows, relevance walks) picked at random by wrk, on a still catalogue and while
+``--arrival-rate`` new videos a second arrive through a real indexer.
+
+A benchmark, not a test: figures depend on the machine and on what else runs on it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -40,6 +45,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from tqdm import tqdm
 
+from deploy.bench.api_crowd import arrivals, crowd_urls, wrk_urls
 from services.common.catalogue import VIDEOS_COLLECTION, alias_indexes, ensure_mongo_indexes, ensure_search_index
 from services.common.events import Thumbnail, VideoEvent
 from services.common.settings import PROJECT_ROOT, StackSettings
@@ -101,7 +107,8 @@ _WORDS = [
 ]
 
 
-def make_event(number: int, rng: random.Random) -> VideoEvent:
+def make_event(number: int, rng: random.Random, now: datetime | None = None) -> VideoEvent:
+    """A synthetic video: published within the year before BASE_TIME, or at ``now`` (a new arrival)."""
     video_id = "".join(rng.choice(_ID_ALPHABET) for _ in range(8)) + "".join(
         _ID_ALPHABET[(number >> shift) & 63] for shift in (12, 6, 0)
     )
@@ -116,11 +123,11 @@ def make_event(number: int, rng: random.Random) -> VideoEvent:
         query=rng.choice(("cricket", "world cup", "test match")),
         title=" ".join(words).capitalize(),
         description=" ".join(rng.choices(_WORDS, k=rng.randrange(10, 30))),
-        published_at=BASE_TIME - timedelta(seconds=rng.randrange(365 * 86_400)),
+        published_at=now or BASE_TIME - timedelta(seconds=rng.randrange(365 * 86_400)),
         channel_id=f"UC{channel:022d}",
         channel_title=f"Channel {channel}",
         thumbnails={"default": Thumbnail(url=f"https://i.ytimg.com/vi/{video_id}/default.jpg", width=120, height=90)},
-        fetched_at=BASE_TIME,
+        fetched_at=now or BASE_TIME,
         view_count=rng.randrange(1_000_000),
         duration_seconds=rng.randrange(30, 7200),
     )
@@ -210,7 +217,11 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 def run_wrk(url: str, seconds: int) -> dict[str, Any]:
     command = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "--timeout", "5s", url]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return wrk_figures(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+
+
+def wrk_figures(output: str) -> dict[str, Any]:
+    """Requests/s, errors and latency percentiles (ms) of a wrk --latency report."""
     percentiles = {f"p{p}_ms": float(v) * _UNITS[u] for p, v, u in _LATENCY_LINE.findall(output)}
     requests = re.search(r"([\d.]+) requests in", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
@@ -222,6 +233,53 @@ def run_wrk(url: str, seconds: int) -> dict[str, Any]:
         "socket_errors": socket_errors.group(1) if socket_errors else None,
         **percentiles,
     }
+
+
+async def crowd_scenario(
+    args: argparse.Namespace, stack: StackSettings, url: str, database: str, rate: float
+) -> dict[str, Any]:
+    """wrk over a freshly drawn crowd of URLs, with ``rate`` new videos a second arriving (0: none)."""
+    drawn = time.perf_counter()
+    crowd = await crowd_urls(
+        url,
+        count=args.crowd_urls,
+        vocabulary=[*_WORDS, COMMON_WORD],
+        channels=[f"UC{n:022d}" for n in range(CHANNELS)],
+        first_day=BASE_TIME - timedelta(days=365),
+        days=365,
+        deep_pages=args.crowd_deep_pages,
+    )
+    drawn = time.perf_counter() - drawn
+    workdir = RESULTS.parent / "crowd"
+    if not rate:
+        figures = wrk_figures(await asyncio.to_thread(wrk_urls, url, crowd.paths, args.seconds, workdir))
+        return figures | {"crowd": crowd.summary(), "seconds_to_draw": round(drawn, 1)}
+    indexer_port = free_port()
+    async with arrivals(
+        stack, database=database, alias=BENCH_NAME, rate=rate, make_event=make_event, indexer_port=indexer_port
+    ) as arrived:
+        await wait_indexer_ready(f"http://127.0.0.1:{indexer_port}")
+        before = arrived.published
+        started = time.perf_counter()
+        figures = wrk_figures(await asyncio.to_thread(wrk_urls, url, crowd.paths, args.seconds, workdir))
+        published = arrived.published - before
+        elapsed = time.perf_counter() - started
+    return figures | {
+        "crowd": crowd.summary(),
+        "seconds_to_draw": round(drawn, 1),
+        "arrivals_per_second": round(published / elapsed, 1),
+    }
+
+
+async def wait_indexer_ready(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(600):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise SystemExit("bench-api: the arrivals' indexer did not become ready")
 
 
 async def main() -> None:
@@ -238,6 +296,12 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--keep-data", action="store_true", help="keep the private database and index")
+    parser.add_argument("--crowd-urls", type=int, default=6000, help="distinct URLs of the crowd scenarios")
+    parser.add_argument(
+        "--crowd-deep-pages", type=int, default=1000, help="pages of 100 the crowd's deepest walk goes down"
+    )
+    parser.add_argument("--arrival-rate", type=float, default=50.0, help="new videos a second while the crowd runs")
+    parser.add_argument("--only-crowd", action="store_true", help="leave out the single-URL scenarios (cache figures)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench-api: wrk is not installed (apt-get install -y wrk)")
@@ -303,9 +367,12 @@ async def main() -> None:
                 "filtered_list": {"limit": "20", "channel_id": channel, "published_after": "2026-06-01"},
             }
             measured[label] = {}
-            for name, params in scenarios.items():
+            for name, params in ({} if args.only_crowd else scenarios).items():
                 target = f"{url}/api/v1/videos?{urlencode(params)}"
                 measured[label][name] = await asyncio.to_thread(run_wrk, target, args.seconds)
+                print(f"bench-api: {label} {name}: {json.dumps(measured[label][name])}", file=sys.stderr)
+            for name, rate in (("crowd_still", 0.0), ("crowd_arriving", args.arrival_rate)):
+                measured[label][name] = await crowd_scenario(args, stack, url, database, rate)
                 print(f"bench-api: {label} {name}: {json.dumps(measured[label][name])}", file=sys.stderr)
             process.terminate()
             await process.wait()
