@@ -7,81 +7,20 @@ and that is pending (``verified``, ``unsubscribed``), so a hub cannot be answere
 asked for. The secret (``hub.secret``) is read only to check a push's signature; it is never logged
 and never leaves this collection but in the request to the hub.
 
-The state of a subscription, as status and metrics say it: ``subscribed`` while its lease runs
-(a renewal may be pending meanwhile), ``pending`` while a request awaits its verification (or none
-was made yet), ``failing`` after a refused, failed or never verified request, until one succeeds.
+The document contract (collection, fields, state) is services/common/websub_state.py: the API's
+status reads these documents too.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.fetcher_state import as_utc
-
-WEBSUB_COLLECTION = "fetcher_websub"
-Mode = Literal["subscribe", "unsubscribe"]
-SubscriptionState = Literal["subscribed", "pending", "failing"]
-
-
-def topic_url(channel_id: str) -> str:
-    """The hub topic of a channel's uploads, as YouTube's push guide gives it."""
-    return f"https://www.youtube.com/xml/feeds/videos.xml?channel_id={channel_id}"
-
-
-def _utc(value: Any) -> datetime | None:
-    return as_utc(value) if isinstance(value, datetime) else None
-
-
-@dataclass
-class Subscription:
-    """One document, as the leader and the status read it (the secret stays in the document)."""
-
-    id: str
-    channel_id: str
-    topic: str
-    pending_mode: Mode | None = None
-    requested_at: datetime | None = None
-    verified_at: datetime | None = None
-    lease_expires_at: datetime | None = None
-    failures: int = 0
-    next_attempt_at: datetime | None = None
-    last_error: str | None = None
-    last_push_at: datetime | None = None
-    pushes: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> Subscription:
-        pending = doc.get("pending") if isinstance(doc.get("pending"), dict) else None
-        return cls(
-            id=str(doc["_id"]),
-            channel_id=str(doc["channel_id"]),
-            topic=str(doc["topic"]),
-            pending_mode=pending.get("mode") if pending else None,
-            requested_at=_utc(pending.get("requested_at")) if pending else None,
-            verified_at=_utc(doc.get("verified_at")),
-            lease_expires_at=_utc(doc.get("lease_expires_at")),
-            failures=int(doc.get("failures") or 0),
-            next_attempt_at=_utc(doc.get("next_attempt_at")),
-            last_error=doc.get("last_error"),
-            last_push_at=_utc(doc.get("last_push_at")),
-            pushes={str(k): int(v) for k, v in (doc.get("pushes") or {}).items()},
-        )
-
-    def leased(self, now: datetime) -> bool:
-        return self.lease_expires_at is not None and self.lease_expires_at > now
-
-    def state(self, now: datetime) -> SubscriptionState:
-        if self.leased(now):
-            return "subscribed"
-        if self.failures > 0 and self.pending_mode is None:
-            return "failing"
-        return "pending"
+from services.common.websub_state import ACCEPTED, PUBLIC_PROJECTION, WEBSUB_COLLECTION, Mode, Subscription, topic_url
 
 
 class WebSubStore:
@@ -92,7 +31,7 @@ class WebSubStore:
         await self._docs.create_index([("channel_id", ASCENDING)], unique=True)
 
     async def all(self) -> list[Subscription]:
-        return [Subscription.from_doc(doc) async for doc in self._docs.find({}, {"secret": 0})]
+        return [Subscription.from_doc(doc) async for doc in self._docs.find({}, PUBLIC_PROJECTION)]
 
     async def create(self, channel_id: str, now: datetime) -> None:
         """A subscription for the channel, with its own id (its callback path) and secret, unless it has one."""
@@ -170,6 +109,6 @@ class WebSubStore:
     async def pushed(self, subscription_id: str, outcome: str, now: datetime) -> None:
         """Count a push of the subscription by outcome (``accepted`` or why it was ignored)."""
         update: dict[str, Any] = {"$inc": {f"pushes.{outcome}": 1}}
-        if outcome == "accepted":
+        if outcome == ACCEPTED:
             update["$set"] = {"last_push_at": now}
         await self._docs.update_one({"_id": subscription_id}, update)

@@ -35,11 +35,12 @@ from typing import Any
 import aiohttp
 
 from services.common.timefmt import format_rfc3339
+from services.common.websub_state import SUBSCRIPTION_STATES, Mode, Subscription
 from services.fetcher.budget import Plan
 from services.fetcher.clock import Clock
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.scheduler import WorkItem
-from services.fetcher.websub_store import Mode, Subscription, WebSubStore
+from services.fetcher.websub_store import WebSubStore
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ UNFOLLOWED_GRACE = timedelta(minutes=10)
 BACKOFF_FIRST_SECONDS = 60.0
 BACKOFF_MAX_SECONDS = 3600.0
 HUB_TIMEOUT = aiohttp.ClientTimeout(total=15)
-STATES = ("subscribed", "pending", "failing")
 # How much less often a channel whose push works is read: the reads still catch a lost push within
 # about twice the channel's planned interval (a hub loses some in every hundred).
 PUSH_STRETCH = 2.0
@@ -103,6 +103,7 @@ class WebSubSubscriptions:
         self.subscriptions: dict[str, Subscription] = {}  # by channel, as the last pass read them
         self._pushing: frozenset[str] = frozenset()
         self._missing_since: dict[str, datetime] = {}  # subscribed channels not followed, since when
+        self._labelled: set[str] = set()  # channels the gauges have labels of
 
     def wake(self) -> None:
         self._wake.set()
@@ -221,9 +222,16 @@ class WebSubSubscriptions:
 
     def _publish_metrics(self, now: datetime) -> None:
         metrics = self._metrics
+        for channel_id in self._labelled - set(self.subscriptions):
+            # No longer followed: its gauges go, rather than stay at their last values.
+            for name in SUBSCRIPTION_STATES:
+                metrics.websub_state.remove(channel_id, name)
+            metrics.websub_lease_expiry.remove(channel_id)
+            metrics.websub_last_push.remove(channel_id)
+        self._labelled = set(self.subscriptions)
         for channel_id, sub in self.subscriptions.items():
             state = sub.state(now)
-            for name in STATES:
+            for name in SUBSCRIPTION_STATES:
                 metrics.websub_state.labels(channel_id, name).set(1 if name == state else 0)
             if sub.lease_expires_at is not None:
                 metrics.websub_lease_expiry.labels(channel_id).set(sub.lease_expires_at.timestamp())
@@ -234,7 +242,6 @@ class WebSubSubscriptions:
         """Each followed channel's subscription, as ``/healthz`` shows it (never its secret)."""
         channels = {}
         for channel_id, sub in sorted(self.subscriptions.items()):
-            ignored = {k: v for k, v in sub.pushes.items() if k != "accepted"}
             channels[channel_id] = {
                 "state": sub.state(now),
                 "subscription_id": sub.id,
@@ -244,8 +251,8 @@ class WebSubSubscriptions:
                 "next_attempt_at": _moment(sub.next_attempt_at) if sub.failures else None,
                 "last_error": sub.last_error,
                 "last_push_at": _moment(sub.last_push_at),
-                "pushes_accepted": sub.pushes.get("accepted", 0),
-                "pushes_ignored": ignored,
+                "pushes_accepted": sub.pushes_accepted,
+                "pushes_ignored": sub.pushes_ignored,
             }
         return {"websub": {"hub_url": self._hub_url, "channels": channels}}
 

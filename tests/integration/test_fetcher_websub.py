@@ -6,11 +6,7 @@ lease or a backoff must pass); the indexer's queue is tapped, so every published
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
@@ -19,10 +15,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.common.settings import StackSettings
 from services.common.timefmt import parse_rfc3339
 from services.common.topology import QueueNames
-from services.fetcher.websub_store import topic_url
+from services.common.websub_state import topic_url
 from tests.conftest import free_port
 from tests.integration.fetcher_support import EmulatorDrivenClock, queue_tap, running_emulator
 from tests.integration.websub_support import (
+    ATOM,
     CHANNEL,
     MAX_CHANNEL_INTERVAL,
     START,
@@ -32,38 +29,11 @@ from tests.integration.websub_support import (
     inject,
     notice_queues_removed,
     push_env,
+    push_rig,
+    sign,
 )
 from tests.unit.test_websub_push import BILLION_LAUGHS, EXTERNAL_ENTITY, entry, tombstone
 from tests.waiting import wait_until
-
-ATOM = {"Content-Type": "application/atom+xml"}
-
-
-@asynccontextmanager
-async def push_rig(
-    stack: StackSettings,
-    queue_names: QueueNames,
-    mongo_db: AsyncDatabase[dict[str, Any]],
-    amqp: aio_pika.abc.AbstractRobustConnection,
-    *,
-    hub: dict[str, Any] | None = None,
-    **fetcher_overrides: object,
-) -> AsyncIterator[PushRig]:
-    """The emulator knowing CHANNEL (one old upload), its hub configured with ``hub``, a tap, one fetcher."""
-    async with (
-        notice_queues_removed(amqp, queue_names),
-        running_emulator(hub_settings(), now=START) as emulator,
-        queue_tap(amqp, queue_names) as tap,
-    ):
-        await inject(emulator, "history0001", START - 7200)
-        if hub:
-            await emulator.admin("POST", "/admin/websub/config", json=hub)
-        env = push_env(
-            stack, queue_names, mongo_db.name, emulator, free_port(), callback_port=None, **fetcher_overrides
-        )
-        async with fetcher_on_port(env, EmulatorDrivenClock(emulator)) as fetcher:
-            yield PushRig(emulator, fetcher, tap, mongo_db)
-
 
 # A channel read at most every 10 minutes, so its stretched interval (twice that) is plain to see.
 PLANNED = 600
@@ -78,10 +48,6 @@ async def stretched(rig: PushRig) -> None:
         return due is not None and due.timestamp() - rig.emulator.state.now() > PLANNED * 1.5
 
     await wait_until(far, within=30, what="the channel's reads stretched")
-
-
-def sign(secret: str, body: bytes) -> dict[str, str]:
-    return {**ATOM, "X-Hub-Signature": "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()}
 
 
 async def test_a_pushed_upload_is_published_via_push_and_a_lost_push_is_found_by_polling(

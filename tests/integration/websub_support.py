@@ -7,6 +7,8 @@ queue beside the test's exchange is deleted after the test.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,11 +20,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.settings import StackSettings
 from services.common.topology import QueueNames
+from services.common.websub_state import WEBSUB_COLLECTION
 from services.fetcher.app import create_app
 from services.fetcher.websub_notices import notice_queue_name
-from services.fetcher.websub_store import WEBSUB_COLLECTION
 from services.youtube_emulator.testing import quiet_settings
 from services.youtube_emulator.timestamps import format_timestamp
+from tests.conftest import free_port
 from tests.integration.fetcher_support import (
     EmulatorDrivenClock,
     InProcessFetcher,
@@ -32,6 +35,8 @@ from tests.integration.fetcher_support import (
     fake_key,
     fetcher_env,
     fetcher_settings,
+    queue_tap,
+    running_emulator,
 )
 from tests.waiting import wait_until
 
@@ -39,6 +44,7 @@ START = epoch("2026-11-24T18:00:00Z")
 CHANNEL = "UCfollowedChannelAAAAAAA"
 # Long enough that no read of a stretched channel falls inside a test unless the test moves the clock.
 MAX_CHANNEL_INTERVAL = 3600
+ATOM = {"Content-Type": "application/atom+xml"}
 
 
 def hub_settings(**overrides: Any) -> Any:
@@ -65,6 +71,11 @@ async def inject(emulator: RunningEmulator, video_id: str, published: float, tit
         "published_at": format_timestamp(published),
     }
     await emulator.admin("POST", "/admin/videos", json=body)
+
+
+def sign(secret: str, body: bytes) -> dict[str, str]:
+    """The headers of a push signed as the hub signs it: Atom, ``X-Hub-Signature`` under ``secret``."""
+    return {**ATOM, "X-Hub-Signature": "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()}
 
 
 def push_env(
@@ -156,3 +167,31 @@ async def notice_queues_removed(
             await channel.queue_delete(queue)
         await channel.exchange_delete(f"{name}.dead")
         await channel.close()
+
+
+@asynccontextmanager
+async def push_rig(
+    stack: StackSettings,
+    queue_names: QueueNames,
+    mongo_db: AsyncDatabase[dict[str, Any]],
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    *,
+    hub: dict[str, Any] | None = None,
+    now: float = START,
+    **fetcher_overrides: object,
+) -> AsyncIterator[PushRig]:
+    """The emulator knowing CHANNEL (one old upload), its hub configured with ``hub``, a tap, one fetcher;
+    the emulator's clock (the fetcher's too) starts at ``now``."""
+    async with (
+        notice_queues_removed(amqp, queue_names),
+        running_emulator(hub_settings(), now=now) as emulator,
+        queue_tap(amqp, queue_names) as tap,
+    ):
+        await inject(emulator, "history0001", now - 7200)
+        if hub:
+            await emulator.admin("POST", "/admin/websub/config", json=hub)
+        env = push_env(
+            stack, queue_names, mongo_db.name, emulator, free_port(), callback_port=None, **fetcher_overrides
+        )
+        async with fetcher_on_port(env, EmulatorDrivenClock(emulator)) as fetcher:
+            yield PushRig(emulator, fetcher, tap, mongo_db)

@@ -7,8 +7,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from services.common.websub_state import Subscription, topic_url
 from services.fetcher.metrics import FetcherMetrics
-from services.fetcher.websub_store import Subscription, topic_url
 from services.fetcher.websub_subscriptions import WebSubSubscriptions
 
 NOW = datetime(2026, 11, 24, 18, tzinfo=UTC)
@@ -56,3 +56,28 @@ def test_a_refused_request_waits_for_its_backoff_and_shows_failing() -> None:
     assert sub.state(NOW) == "failing"
     assert not manager()._subscribe_due(sub, NOW)
     assert manager()._subscribe_due(sub, NOW + timedelta(minutes=2))
+
+
+def test_a_channel_no_longer_followed_loses_its_websub_gauges() -> None:
+    registry = CollectorRegistry()
+    subs = manager()
+    subs._metrics = FetcherMetrics(registry)
+    other = "UCsecondFollowedChannelB"
+    leased: dict[str, Any] = {"verified_at": NOW, "lease_expires_at": NOW + LEASE, "last_push_at": NOW}
+    subs.subscriptions = {
+        CHANNEL: subscription(**leased),
+        other: Subscription(id="b2", channel_id=other, topic=topic_url(other), **leased),
+    }
+    subs._publish_metrics(NOW)
+    subs.subscriptions = {CHANNEL: subs.subscriptions[CHANNEL]}
+    subs._publish_metrics(NOW)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    expiry = (NOW + LEASE).timestamp()
+    assert value("tubewatch_fetcher_websub_subscription_state", channel=CHANNEL, state="subscribed") == 1
+    assert value("tubewatch_fetcher_websub_lease_expiry_timestamp_seconds", channel=CHANNEL) == expiry
+    assert value("tubewatch_fetcher_websub_subscription_state", channel=other, state="subscribed") is None
+    assert value("tubewatch_fetcher_websub_lease_expiry_timestamp_seconds", channel=other) is None
+    assert value("tubewatch_fetcher_websub_last_push_timestamp_seconds", channel=other) is None
