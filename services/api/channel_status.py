@@ -3,9 +3,12 @@
 Read from the fetcher's documents in MongoDB (services/common/fetcher_state.py), never from the
 fetcher: ``fetcher_follows`` says which channels are followed and why (FOLLOW_CHANNELS, or
 auto-follow's rank and count), each channel's ``fetcher_channels`` document how it is read (status,
-planned interval, last read), and the ``units`` document of ``fetcher_budget`` the units pool of
-each Cloud project. A channel the fetcher has not read yet shows null there; nothing saved yet (a
-fresh install, a fetcher that follows no channel, MongoDB down) shows an empty list and nulls.
+planned interval, last read), its ``fetcher_websub`` document its WebSub push
+(services/common/websub_state.py, never its secret), and the ``units`` document of
+``fetcher_budget`` the units pool of each Cloud project. A channel the fetcher has not read yet
+shows null there, and one with no subscription (push off, or not subscribed yet) a null ``push``;
+nothing saved yet (a fresh install, a fetcher that follows no channel, MongoDB down) shows an empty
+list and nulls.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from services.common.fetcher_state import (
     as_utc,
 )
 from services.common.timefmt import format_rfc3339
+from services.common.websub_state import PUBLIC_PROJECTION, WEBSUB_COLLECTION, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,23 @@ DocT = TypeVar("DocT", bound=BaseModel)
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class PushStatus(_Model):
+    state: Literal["subscribed", "pending", "failing"] = Field(
+        description="subscribed: the lease runs (a renewal may be pending); pending: awaiting the hub's "
+        "verification; failing: the last request was refused or never verified (retried after a backoff)."
+    )
+    lease_expires_at: datetime | None = Field(description="When the lease runs out unless renewed.")
+    last_push_at: datetime | None = Field(description="The last push accepted (by any fetcher process).")
+    pushes_accepted: int
+    pushes_ignored: dict[str, int] = Field(
+        description="Pushes ignored, by reason: bad_signature, content_type, oversized, malformed_xml, "
+        "forbidden_xml, wrong_channel, empty."
+    )
+    failures: int = Field(description="Requests refused, failed or never verified since the last success.")
+    next_attempt_at: datetime | None = Field(description="failing: when the request is tried again.")
+    last_error: str | None = Field(description="failing: what the hub answered (or why it could not be asked).")
 
 
 class FollowedChannel(_Model):
@@ -57,6 +78,9 @@ class FollowedChannel(_Model):
     last_read_at: datetime | None
     last_deep_read_at: datetime | None = Field(description="The last read of every page of its uploads (daily).")
     videos_published: int | None = Field(description="Videos the fetcher published from its uploads.")
+    push: PushStatus | None = Field(
+        description="Its WebSub subscription (WEBSUB_CALLBACK_URL set); null when push is off or not asked yet."
+    )
 
 
 class AutoFollowStatus(_Model):
@@ -107,7 +131,32 @@ def _parsed(model: type[DocT], doc: dict[str, Any] | None) -> DocT | None:
         return None
 
 
-def _followed(follows: FollowsDoc, channels: dict[str, ChannelStateDoc]) -> list[dict[str, Any]]:
+def _subscription(doc: dict[str, Any]) -> Subscription | None:
+    try:
+        return Subscription.from_doc(doc)
+    except (KeyError, TypeError, ValueError):
+        logger.warning("ignoring a malformed websub subscription document", extra={"id": str(doc.get("_id"))})
+        return None
+
+
+def _push(sub: Subscription | None, now: datetime) -> dict[str, Any] | None:
+    if sub is None:
+        return None
+    return {
+        "state": sub.state(now),
+        "lease_expires_at": _time(sub.lease_expires_at),
+        "last_push_at": _time(sub.last_push_at),
+        "pushes_accepted": sub.pushes_accepted,
+        "pushes_ignored": sub.pushes_ignored,
+        "failures": sub.failures,
+        "next_attempt_at": _time(sub.next_attempt_at) if sub.failures else None,
+        "last_error": sub.last_error,
+    }
+
+
+def _followed(
+    follows: FollowsDoc, channels: dict[str, ChannelStateDoc], pushes: dict[str, Subscription], now: datetime
+) -> list[dict[str, Any]]:
     entries: list[tuple[str, str, Any]] = [(c, "explicit", None) for c in follows.explicit]
     entries += [(a.channel_id, "auto", a) for a in follows.auto]
     followed = []
@@ -125,6 +174,7 @@ def _followed(follows: FollowsDoc, channels: dict[str, ChannelStateDoc]) -> list
                 "last_read_at": _time(state.last_read_at) if state else None,
                 "last_deep_read_at": _time(state.last_deep_read_at) if state else None,
                 "videos_published": state.videos_published if state else None,
+                "push": _push(pushes.get(channel_id), now),
             }
         )
     return followed
@@ -155,19 +205,21 @@ def _units(units: UnitsBudgetDoc) -> dict[str, Any]:
     }
 
 
-async def channel_status(db: AsyncDatabase[dict[str, Any]]) -> dict[str, Any]:
+async def channel_status(db: AsyncDatabase[dict[str, Any]], now: datetime) -> dict[str, Any]:
     """The ``followed_channels``, ``auto_follow`` and ``units`` fields of the status's fetcher section."""
     try:
         follows = _parsed(FollowsDoc, await db[FOLLOWS_COLLECTION].find_one({"_id": FOLLOWS_ID}))
         units = _parsed(UnitsBudgetDoc, await db[BUDGET_COLLECTION].find_one({"_id": UNITS_BUDGET_ID}))
         ids = [*follows.explicit, *(a.channel_id for a in follows.auto)] if follows else []
         raw = await db[CHANNEL_STATE_COLLECTION].find({"_id": {"$in": ids}}, {"known_videos": 0}).to_list()
+        raw_subs = await db[WEBSUB_COLLECTION].find({"channel_id": {"$in": ids}}, PUBLIC_PROJECTION).to_list()
     except PyMongoError as exc:
         logger.warning("status: mongodb unavailable", extra={"error": f"{type(exc).__name__}: {exc}"})
-        follows, units, raw = None, None, []
+        follows, units, raw, raw_subs = None, None, [], []
     channels = {s.channel_id: s for s in (_parsed(ChannelStateDoc, d) for d in raw) if s is not None}
+    pushes = {s.channel_id: s for s in (_subscription(d) for d in raw_subs) if s is not None}
     return {
-        "followed_channels": _followed(follows, channels) if follows else [],
+        "followed_channels": _followed(follows, channels, pushes, now) if follows else [],
         "auto_follow": (
             {
                 "channels": follows.top_n,

@@ -173,7 +173,7 @@ async def pipeline_status(stores: Stores, probe: QueueProbe, names: QueueNames) 
             "expires_at": _time(lease.expires_at),
             "active": as_utc(lease.expires_at) > now,
         }
-    fetcher |= await channel_status(db)
+    fetcher |= await channel_status(db, now)
     indexed: int | None = None
     if stores.es_available:
         try:
