@@ -1,4 +1,5 @@
-"""Replaying a dead-letter queue: the loop the indexer's and the notifier's ``replay-dead`` share.
+"""Replaying a dead-letter queue: the ``replay-dead`` sub-command and its loop, as the indexer and the
+notifier share them.
 
 After an operator fixed what made messages dead letters, each one present when the replay starts is
 taken off the dead-letter queue, listed (one JSON line on ``out``), re-published as a fresh copy (the
@@ -11,6 +12,7 @@ in their order when the channel closes.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +38,20 @@ _PREVIEW_CHARS = 200
 
 # Publishes a copy and returns once the broker confirmed it (a channel with publisher confirms).
 Publish = Callable[[aio_pika.Message], Awaitable[object]]
+
+
+def add_replay_dead_command(commands: argparse._SubParsersAction[argparse.ArgumentParser], what: str) -> None:
+    """``replay-dead [--dry-run] [--limit N]`` among a service's sub-commands; ``what`` its dead letters."""
+    replay = commands.add_parser("replay-dead", help=f"re-publish dead-lettered {what} to the work queue")
+    replay.add_argument("--dry-run", action="store_true", help="only list the dead letters (one JSON line each)")
+    replay.add_argument("--limit", type=_positive_int, default=None, help="replay at most this many")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 @dataclass(frozen=True)

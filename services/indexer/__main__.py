@@ -8,6 +8,7 @@ import logging
 import sys
 
 from services.common.clients import BATCH_ES_TIMEOUT_SECONDS, BATCH_MONGO_TIMEOUT_MS, open_elasticsearch, open_mongo
+from services.common.dead_letter_replay import add_replay_dead_command
 from services.common.logs import configure_logging
 from services.common.service_app import run_service
 from services.common.settings import load_settings
@@ -30,17 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "reindex",
         help="rebuild the Elasticsearch index from MongoDB into a new versioned index and swap the alias",
     )
-    replay = commands.add_parser("replay-dead", help="re-publish dead-lettered messages to the work queue")
-    replay.add_argument("--dry-run", action="store_true", help="only list the dead letters (one JSON line each)")
-    replay.add_argument("--limit", type=_positive_int, default=None, help="replay at most this many")
+    add_replay_dead_command(commands, "messages")
     return parser.parse_args(argv)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+from services.common.dead_letter_replay import add_replay_dead_command
 from services.common.logs import configure_logging
 from services.common.service_app import run_service
 from services.common.settings import load_settings
@@ -22,17 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="match, deliver and serve /healthz, /readyz and /metrics (the default)")
-    replay = commands.add_parser("replay-dead", help="re-publish dead-lettered deliveries to the work queue")
-    replay.add_argument("--dry-run", action="store_true", help="only list the dead letters (one JSON line each)")
-    replay.add_argument("--limit", type=_positive_int, default=None, help="replay at most this many")
+    add_replay_dead_command(commands, "deliveries")
     return parser.parse_args(argv)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:
