@@ -27,12 +27,7 @@ from services.common.settings import StackSettings
 from services.common.stored_events import VideosStored
 from services.common.topology import QueueNames, declare_stored_exchange
 from services.common.video_filters import VideoFilters
-from services.notifier.deliveries import (
-    DeliveryPublisher,
-    DeliveryQueueNames,
-    DeliveryRequest,
-    declare_delivery_topology,
-)
+from services.notifier.deliveries import DeliveryPublisher, DeliveryRequest, declare_delivery_topology
 from services.notifier.match_store import MatchStore
 from services.notifier.matching import StoredEventMatcher
 from services.notifier.metrics import NotifierMetrics
@@ -40,6 +35,7 @@ from services.notifier.saved_search_index import SavedSearchPercolator
 from services.notifier.saved_search_sync import SavedSearchSync
 from services.notifier.settings import Settings
 from services.notifier.stored_consumer import StoredEventConsumer
+from tests.integration.delivery_support import DeliveryQueues
 from tests.waiting import wait_until
 
 
@@ -86,41 +82,6 @@ async def save_search(
     saved = new_saved_search(str(filters.get("q") or "everything"), VideoFilters.model_validate(filters), hook, now)
     await db[SAVED_SEARCHES_COLLECTION].insert_one(saved.document())
     return saved, secret
-
-
-@dataclass
-class DeliveryQueues:
-    """One test's delivery queues (``<unique name>.deliveries``), deleted at the end."""
-
-    amqp: aio_pika.abc.AbstractRobustConnection
-    prefix: str
-    delays_ms: set[int] = field(default_factory=set)
-
-    @property
-    def names(self) -> DeliveryQueueNames:
-        return DeliveryQueueNames(self.prefix)
-
-    async def counts(self) -> dict[str, int]:
-        """Ready messages in the work queue and in all the delay queues together."""
-        channel = await self.amqp.channel()
-        try:
-            work = await channel.declare_queue(self.names.work_queue, passive=True)
-            delayed = 0
-            for delay in self.delays_ms:
-                queue = await channel.declare_queue(self.names.delay_queue(delay), passive=True)
-                delayed += queue.declaration_result.message_count or 0
-            return {"work": work.declaration_result.message_count or 0, "delayed": delayed}
-        finally:
-            await channel.close()
-
-    async def delete(self) -> None:
-        channel = await self.amqp.channel()
-        names = self.names
-        for queue in (names.work_queue, names.dead_queue, *(names.delay_queue(d) for d in self.delays_ms)):
-            await channel.queue_delete(queue)
-        for exchange in (names.exchange, names.dead_exchange):
-            await channel.exchange_delete(exchange)
-        await channel.close()
 
 
 @dataclass

@@ -26,9 +26,9 @@ from services.notifier.deliveries import delivery_id_for
 from services.notifier.settings import Settings
 from tests.factories import make_event
 from tests.integration.api_support import prepare_stores, write
+from tests.integration.delivery_support import DeliveryQueues
 from tests.integration.indexer_support import bodies, publish, running_indexer, shared_stack_settings
 from tests.integration.notifier_support import (
-    DeliveryQueues,
     delete_notifier_queues,
     notifier_settings,
     queued_deliveries,

@@ -27,9 +27,9 @@ from services.notifier.app import create_app
 from services.notifier.deliveries import delivery_id_for
 from tests.factories import make_event
 from tests.integration.admin_support import Client, admin_api
+from tests.integration.delivery_support import DeliveryQueues
 from tests.integration.indexer_support import bodies, publish, running_indexer, shared_stack_settings
 from tests.integration.notifier_support import (
-    DeliveryQueues,
     delete_notifier_queues,
     notifier_settings,
     save_search,
