@@ -1,7 +1,8 @@
 """MongoDB: the system of record, and the fallback for listings and q while Elasticsearch is away.
 
 Same cursor format and date order as Elasticsearch: (published_at, video_id) over the
-``published_at_video_id`` index; q uses the text index (whole words of title and description).
+``published_at_video_id`` index; q uses the text index (whole words of titles and channel titles,
+``MONGO_TEXT_INDEX``: not descriptions, whose text index made writes collapse at scale).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from services.api.buckets import HistogramInterval
 from services.api.pages import TOTAL_EXACT_UP_TO, Page, PageRequest
@@ -29,6 +30,15 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MATCH_NOTHING: dict[str, Any] = {"_id": {"$exists": False}}
 # Videos YouTube did not say it deleted.
 _NOT_REMOVED: dict[str, Any] = {REMOVED_AT_FIELD: {"$exists": False}}
+# MongoDB's IndexNotFound: a $text query on a collection without a text index (one being built).
+_INDEX_NOT_FOUND = 27
+
+
+def store_unavailable(exc: PyMongoError) -> StoreUnavailableError:
+    """What MongoDB's failure means to the caller; a q while the text index is missing says so."""
+    if isinstance(exc, OperationFailure) and exc.code == _INDEX_NOT_FOUND and "text index" in str(exc):
+        return StoreUnavailableError("mongodb", "q needs MongoDB's text index, which is not built yet")
+    return StoreUnavailableError("mongodb", f"{type(exc).__name__}: {exc}")
 
 
 def mongo_text_search(q: str) -> str | None:
@@ -133,7 +143,7 @@ class MongoStore:
             ).to_list()
             counted = await self._videos.count_documents(base, limit=TOTAL_EXACT_UP_TO + 1)
         except PyMongoError as exc:
-            raise StoreUnavailableError("mongodb", f"{type(exc).__name__}: {exc}") from exc
+            raise store_unavailable(exc) from exc
         page_docs = docs[: request.limit]
         items = [public_video(doc, to_epoch_ms(doc["published_at"])) for doc in page_docs]
         more = len(docs) > request.limit
@@ -153,7 +163,7 @@ class MongoStore:
         try:
             doc = await self._videos.find_one({"video_id": video_id}, _PROJECTION)
         except PyMongoError as exc:
-            raise StoreUnavailableError("mongodb", f"{type(exc).__name__}: {exc}") from exc
+            raise store_unavailable(exc) from exc
         return None if doc is None else public_video(doc)
 
     async def channels(self, q: str | None, limit: int) -> list[dict[str, Any]]:
@@ -206,11 +216,11 @@ class MongoStore:
         try:
             return int(await self._videos.estimated_document_count())
         except PyMongoError as exc:
-            raise StoreUnavailableError("mongodb", f"{type(exc).__name__}: {exc}") from exc
+            raise store_unavailable(exc) from exc
 
     async def _aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         try:
             cursor = await self._videos.aggregate(pipeline, allowDiskUse=True)
             return await cursor.to_list()
         except PyMongoError as exc:
-            raise StoreUnavailableError("mongodb", f"{type(exc).__name__}: {exc}") from exc
+            raise store_unavailable(exc) from exc

@@ -6,13 +6,17 @@ Both the indexer (writer) and the API (reader) use these names, indexes and mapp
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
 from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 VIDEOS_COLLECTION = "videos"
+# MongoDB's IndexNotFound: dropping an index another process dropped first.
+_INDEX_NOT_FOUND = 27
 # 2: found_by (how each video was found). The mapping is strict, so every new field that existing
 # documents must hold is a new version, filled by the zero-downtime reindex (an upgraded indexer runs it
 # at start, see services/indexer/upgrade.py). A field no existing document needs (FIELDS_ADDED_IN_PLACE)
@@ -25,11 +29,23 @@ MONGO_VIDEO_INDEXES = [
     IndexModel([("video_id", ASCENDING)], unique=True, name="video_id_unique"),
     IndexModel([("published_at", DESCENDING), ("video_id", DESCENDING)], name="published_at_video_id"),
     IndexModel([("channel_id", ASCENDING), ("published_at", DESCENDING)], name="channel_published_at"),
-    IndexModel([("title", TEXT), ("description", TEXT)], name="title_description_text", default_language="english"),
     # Filters by how videos were found, and finds the videos stored before found_by existed (their key
     # is null) without a collection scan, so an indexer can look for them at every start.
     IndexModel([("found_by.source", ASCENDING)], name="found_by_source"),
 ]
+
+# Degraded-mode q (the API's MongoDB fallback): whole words of titles and channel titles. Not the
+# description: a text index keeps one key per distinct word of each document, and description words
+# made inserts collapse once the index outgrew the cache (README "Indexer", *MongoDB's text index*).
+# MongoDB allows one text index per collection and refuses an index of the same name with other
+# keys, so a collection holding an older text index has it dropped first (ensure_text_index).
+TEXT_INDEX_WEIGHTS = {"title": 1, "channel_title": 1}
+TEXT_INDEX_LANGUAGE = "english"
+MONGO_TEXT_INDEX = IndexModel(
+    [(field, TEXT) for field in TEXT_INDEX_WEIGHTS],
+    name="title_channel_title_text",
+    default_language=TEXT_INDEX_LANGUAGE,
+)
 
 SEARCH_INDEX_SETTINGS: dict[str, Any] = {
     "number_of_shards": 1,
@@ -145,8 +161,58 @@ def index_version(alias: str, index: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-async def ensure_mongo_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
+async def ensure_mongo_indexes(db: AsyncDatabase[dict[str, Any]], *, text_index: bool = True) -> None:
+    """Create the videos collection's indexes when missing.
+
+    ``text_index=False`` leaves out ``MONGO_TEXT_INDEX``, whose build on a large collection takes a
+    while (an indexer builds it in the background: ``ensure_text_index``).
+    """
     await db[VIDEOS_COLLECTION].create_indexes(MONGO_VIDEO_INDEXES)
+    if text_index:
+        await ensure_text_index(db)
+
+
+def is_current_text_index(index: Mapping[str, Any]) -> bool:
+    """True when ``index`` (an entry of ``list_indexes``) is a text index of ``MONGO_TEXT_INDEX``'s fields."""
+    return index.get("weights") == TEXT_INDEX_WEIGHTS and index.get("default_language") == TEXT_INDEX_LANGUAGE
+
+
+async def outdated_text_indexes(db: AsyncDatabase[dict[str, Any]]) -> tuple[list[str], bool]:
+    """(names of the videos' text indexes that are not ``MONGO_TEXT_INDEX``, whether a current one exists)."""
+    outdated: list[str] = []
+    current = False
+    async for index in await db[VIDEOS_COLLECTION].list_indexes():
+        # Every text index has the key {"_fts": "text", "_ftsx": 1}; its fields are in "weights".
+        if index["key"].get("_fts") != "text":
+            continue
+        if is_current_text_index(index):
+            current = True
+        else:
+            outdated.append(str(index["name"]))
+    return outdated, current
+
+
+async def ensure_text_index(db: AsyncDatabase[dict[str, Any]]) -> bool:
+    """Drop an older text index (title and description, say) and build ``MONGO_TEXT_INDEX``.
+
+    Returns True when it built the index (False: it was there). The build reads the whole collection
+    (about a minute per million videos on a 2-core machine) while writes go on: MongoDB's index builds
+    lock the collection only at their start and end. Meanwhile ``$text`` queries fail (no text index).
+    Safe to run from several processes at once: a drop of an index already gone is ignored, and
+    MongoDB makes a second build of the same index wait for the first.
+    """
+    videos = db[VIDEOS_COLLECTION]
+    outdated, current = await outdated_text_indexes(db)
+    for name in outdated:
+        try:
+            await videos.drop_index(name)
+        except OperationFailure as exc:
+            if exc.code != _INDEX_NOT_FOUND:
+                raise
+    if current:
+        return False
+    await videos.create_indexes([MONGO_TEXT_INDEX])
+    return True
 
 
 async def create_search_index(

@@ -105,6 +105,8 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
         task.add_done_callback(_report_crash)
         depth_task = asyncio.create_task(_watch_queue_depth(app[AMQP], indexer, settings), name="queue-depth")
         sweep_task = asyncio.create_task(upgrade.sweep_forever(), name="found-by-sweep")
+        # Beside the consumer, not before it: on a large collection the build takes a while.
+        text_index_task = asyncio.create_task(upgrade.build_text_index(), name="text-index")
         reload_task = asyncio.create_task(
             attribution.reload_forever() if attribution else asyncio.Event().wait(), name="queries-reload"
         )
@@ -113,6 +115,8 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
         # store is out and the batches cannot finish in time, they stay unacked and are redelivered.
         depth_task.cancel()
         sweep_task.cancel()
+        # A build in progress goes on in MongoDB; the next start finds it done or waits for it.
+        text_index_task.cancel()
         reload_task.cancel()
         indexer.stop()
         try:
@@ -124,7 +128,7 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
             logger.debug("consumer had failed before shutdown")
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-        for background in (depth_task, sweep_task, reload_task):
+        for background in (depth_task, sweep_task, text_index_task, reload_task):
             with contextlib.suppress(asyncio.CancelledError):
                 await background
         await upgrade.close()

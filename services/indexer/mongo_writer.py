@@ -59,9 +59,12 @@ class MongoWriter:
         self._videos = db[VIDEOS_COLLECTION]
 
     async def prepare(self) -> None:
-        """Create the collection's indexes when missing (the unique ``video_id`` index among them)."""
+        """Create the collection's indexes when missing (the unique ``video_id`` index among them).
+
+        Not the text index, whose build on a large collection would hold up the first batch: the
+        service builds it beside the consumer (``CatalogueUpgrade.build_text_index``)."""
         try:
-            await ensure_mongo_indexes(self._db)
+            await ensure_mongo_indexes(self._db, text_index=False)
         except PyMongoError as exc:
             raise unavailable(exc) from exc
 

@@ -21,6 +21,11 @@ get every document rejected. So, before the first batch (``VideoWriter.prepare``
 The old index is deleted ``REINDEX_OLD_INDEX_GRACE_SECONDS`` later by a task that runs while the
 indexer consumes, so the API's point-in-time walks on it end cleanly. Every step is idempotent: an
 indexer that finds the catalogue current spends two lookups.
+
+MongoDB's text index (degraded-mode q) is brought to ``MONGO_TEXT_INDEX`` by ``build_text_index``, a
+task that runs beside the consumer rather than before it: on a collection of millions, dropping an
+older text index is instant but building the new one reads every video, and the indexer need not
+wait for it (MongoDB's build lets writes through).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -37,14 +43,16 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.common.catalogue import (
+    MONGO_TEXT_INDEX,
     SEARCH_INDEX_VERSION,
     VIDEOS_COLLECTION,
     add_fields_in_place,
     alias_indexes,
     ensure_search_index,
+    ensure_text_index,
     index_version,
 )
 from services.common.timefmt import utc_now
@@ -63,6 +71,8 @@ _LEASE_SECONDS = 30.0
 _WAIT_POLL_SECONDS = 1.0
 # How often a running indexer looks for videos an older one stored without found_by.
 _SWEEP_SECONDS = 60.0
+# Between tries of the text index while MongoDB is out.
+_TEXT_INDEX_RETRY_SECONDS = 5.0
 
 
 def is_current(alias: str, index: str) -> bool:
@@ -169,6 +179,26 @@ class CatalogueUpgrade:
                     await self._repair_stragglers()
             except Exception as exc:  # a store outage: the consumer reports it; the next round retries
                 logger.debug("found_by sweep failed", extra={"error": str(exc)[:300]})
+
+    async def build_text_index(self) -> None:
+        """Drop MongoDB's older text index and build ``MONGO_TEXT_INDEX`` (a task beside the consumer).
+
+        Tried again every few seconds while MongoDB is out; returns once the index is there.
+        """
+        while True:
+            started = time.monotonic()
+            try:
+                built = await ensure_text_index(self._db)
+            except PyMongoError as exc:
+                logger.warning("could not build MongoDB's text index; trying again", extra={"error": str(exc)[:300]})
+                await asyncio.sleep(_TEXT_INDEX_RETRY_SECONDS)
+                continue
+            if built:
+                logger.info(
+                    "MongoDB's text index built",
+                    extra={"index": MONGO_TEXT_INDEX.document["name"], "seconds": round(time.monotonic() - started, 1)},
+                )
+            return
 
     async def close(self) -> None:
         """Stop waiting to delete old indexes (they stay; the next upgrade deletes them)."""
