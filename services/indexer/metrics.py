@@ -49,6 +49,11 @@ class IndexerMetrics:
             "'Videos stored' events published and confirmed, one per batch that stored any video",
             registry=registry,
         )
+        self.removals = Counter(
+            "tubewatch_indexer_removals",
+            "Removal messages (deleted videos) both stores hold, whether or not the later-wins rule applied them",
+            registry=registry,
+        )
         self.ready = Gauge("tubewatch_indexer_ready", "1 while both stores accept writes", registry=registry)
         self.queue_depth = Gauge(
             "tubewatch_indexer_queue_depth",

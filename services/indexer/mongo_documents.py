@@ -5,6 +5,11 @@ leaves the video's fields alone but still merges how it was found: ``found_by`` 
 ``FoundBy.as_document`` entries) and, for a search find, ``queries``, both unions whatever the
 order. Every write bumps ``rev``, which Elasticsearch receives as the document's external version.
 
+A removed video (``removed_at``, set by ``removal``) is found again by a snapshot fetched after
+``removed_at``: the merge drops the field, so the video is listed again. A snapshot fetched at or
+before it (one arriving late) keeps it: the later of the two wins whatever their order. A first
+snapshot never holds ``removed_at``.
+
 A video stored before ``found_by`` existed has only ``queries``: each query is a search entry
 (``FOUND_BY_OF_QUERIES``), which the merge adds too, so a document an older indexer wrote during an
 upgrade is completed by the next write.
@@ -22,7 +27,7 @@ from collections.abc import Set
 from datetime import datetime
 from typing import Any
 
-from services.common.catalogue import SEARCH_DOCUMENT_FIELDS
+from services.common.catalogue import REMOVED_AT_FIELD, SEARCH_DOCUMENT_FIELDS
 from services.common.events import VideoEvent
 from services.common.timefmt import truncate_to_ms
 
@@ -117,6 +122,13 @@ def merge_pipeline(event: VideoEvent, now: datetime, text_matches: Set[str] = fr
             {"$gte": [{"$literal": event.fetched_at}, "$fetched_at"]},
         ]
     }
+    # Only a date compares: a missing or null removed_at leaves nothing to drop.
+    found_again = {
+        "$and": [
+            {"$eq": [{"$type": f"${REMOVED_AT_FIELD}"}, "date"]},
+            {"$gt": [{"$literal": truncate_to_ms(event.fetched_at)}, f"${REMOVED_AT_FIELD}"]},
+        ]
+    }
     fields: dict[str, Any] = {}
     for name in SNAPSHOT_FIELDS:
         # $literal: stored text must never be read as an expression (a title may start with "$").
@@ -148,6 +160,9 @@ def merge_pipeline(event: VideoEvent, now: datetime, text_matches: Set[str] = fr
                     ]
                 },
                 "first_seen_at": {"$ifNull": ["$first_seen_at", {"$literal": now}]},
+                # Found again after the removal: no longer removed. $$REMOVE leaves the field absent
+                # (as on a video never removed), not null.
+                REMOVED_AT_FIELD: {"$cond": [found_again, "$$REMOVE", f"${REMOVED_AT_FIELD}"]},
                 "updated_at": {"$literal": now},
                 "rev": {"$add": [{"$ifNull": ["$rev", 0]}, 1]},
             }

@@ -3,8 +3,9 @@
 The steps of ``write_batch``, in order: with ``attribution``, the events found through a channel
 are percolated against the configured queries (``attribution``, one request); MongoDB inserts or
 merges each event, with the queries it matched (``mongo_writer``); the merged videos are read back;
-Elasticsearch indexes them all in one bulk (``es_bulk``). Every write is idempotent, so a batch may
-be written again after any failure.
+Elasticsearch indexes them all in one bulk (``es_bulk``). ``write_removals`` does the same for
+removals: MongoDB marks the videos removed (``removal``), and their read-back documents take the same
+bulk path. Every write is idempotent, so a batch may be written again after any failure.
 
 Failures are sorted into two kinds (``mongo_errors``, ``es_errors``). A store that cannot take the
 batch right now (unreachable, timing out, overloaded, not primary, read-only) raises
@@ -25,13 +26,14 @@ from pymongo.errors import PyMongoError
 
 from services.common.catalogue import ensure_search_index
 from services.common.errors import StoreUnavailableError
-from services.common.events import VideoEvent
+from services.common.events import VideoEvent, VideoRemoved
 from services.common.timefmt import truncate_to_ms, utc_now
 from services.indexer import es_errors, mongo_errors
 from services.indexer.attribution import QueryAttribution
 from services.indexer.es_bulk import bulk_index
 from services.indexer.mongo_errors import MONGODB
 from services.indexer.mongo_writer import MongoWriter
+from services.indexer.removal import mark_removed
 from services.indexer.upgrade import CatalogueUpgrade
 
 # Called with ("mongodb" | "elasticsearch", seconds) after each store's part of a batch.
@@ -49,6 +51,7 @@ class VideoWriter:
         upgrade: CatalogueUpgrade | None = None,
         attribution: QueryAttribution | None = None,
     ) -> None:
+        self._db = db
         self._mongo = MongoWriter(db)
         self._es = es
         self._alias = alias
@@ -100,6 +103,27 @@ class VideoWriter:
         search_rejected = await self._index(docs)
         self._time(es_errors.ELASTICSEARCH, time.perf_counter() - search_started)
         return [written.rejected.get(i) or search_rejected.get(e.video_id) for i, e in enumerate(events)]
+
+    async def write_removals(self, removals: Sequence[VideoRemoved]) -> list[str | None]:
+        """Mark the videos removed in MongoDB (``removal.mark_removed``), then copy their documents to
+        Elasticsearch.
+
+        Returns, per removal, None when both stores hold its outcome (applied, or changing nothing by
+        the later-wins rule) or the reason a store rejected it; raises StoreUnavailableError like
+        ``write_batch``.
+        """
+        if not removals:
+            return []
+        if not self._prepared:
+            await self.prepare()
+        now = truncate_to_ms(utc_now())
+        started = time.perf_counter()
+        docs, rejected = await mark_removed(self._db, removals, now)
+        search_started = time.perf_counter()
+        self._time(MONGODB, search_started - started)
+        search_rejected = await self._index(docs)
+        self._time(es_errors.ELASTICSEARCH, time.perf_counter() - search_started)
+        return [rejected.get(i) or search_rejected.get(r.video_id) for i, r in enumerate(removals)]
 
     async def _match(self, events: Sequence[VideoEvent]) -> dict[int, set[str]]:
         """By event position, the configured queries the channel-found events match."""
