@@ -151,6 +151,36 @@ async def test_a_receiver_answering_503_for_60_seconds_gets_every_delivery_once_
     assert await queues.counts() == {"work": 0, "dead": 0, "delayed": 0}
 
 
+async def test_a_429_and_a_receiver_that_does_not_answer_in_time_are_retried_until_delivered(
+    queues: DeliveryQueues, receiver: WebhookReceiver, mongo_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    busy, busy_secret = await saved_search_with_webhook(mongo_db, receiver.url("/busy"), name="busy")
+    slow, slow_secret = await saved_search_with_webhook(mongo_db, receiver.url("/slow"), name="slow")
+    receiver.add_secret(busy.id, busy_secret)
+    receiver.add_secret(slow.id, slow_secret)
+    busy_answers = iter([429, 429])
+    receiver.answer = lambda request: next(busy_answers, 200) if request.path == "/busy" else 200
+    receiver.held_paths.add("/slow")
+    requests = requests_for(busy, 1) + requests_for(slow, 1)
+
+    async with running_worker(queues, mongo_db, queues.settings(webhook_timeout_seconds=1)) as (_, registry):
+        await queues.publish(requests)
+        # The first POST to /slow got no answer within WEBHOOK_TIMEOUT_SECONDS; its retry arrived.
+        await receiver.wait_in_flight("/slow", 2)
+        receiver.held_paths.clear()
+        receiver.release.set()
+        await receiver.wait_delivered({r.delivery_id for r in requests})
+        await wait_until(lambda: _settled(queues), within=10, what="no delivery left queued")
+        assert outcome(registry, "retried") >= 3
+        assert outcome(registry, "dead_lettered") == 0
+
+    assert [r.status for r in receiver.requests if r.path == "/busy"] == [429, 429, 200]
+
+
+async def _settled(queues: DeliveryQueues) -> bool:
+    return await queues.counts() == {"work": 0, "dead": 0, "delayed": 0}
+
+
 async def test_410_pauses_the_webhook_and_no_later_delivery_reaches_it(
     queues: DeliveryQueues, receiver: WebhookReceiver, mongo_db: AsyncDatabase[dict[str, Any]]
 ) -> None:
