@@ -115,7 +115,7 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
         # store is out and the batches cannot finish in time, they stay unacked and are redelivered.
         depth_task.cancel()
         sweep_task.cancel()
-        # A build in progress goes on in MongoDB; the next start finds it done or waits for it.
+        # Stops waiting for a build; the next start builds it (or joins a build MongoDB still runs).
         text_index_task.cancel()
         reload_task.cancel()
         indexer.stop()
