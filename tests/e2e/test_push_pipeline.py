@@ -1,5 +1,6 @@
 """A followed channel's upload pushed through the whole pipeline: emulated hub -> fetcher's push endpoint
--> notice queue -> leader -> RabbitMQ -> indexer -> API.
+-> notice queue -> leader -> RabbitMQ -> indexer -> API; and then its deletion, pushed as a tombstone
+the same way, hiding it.
 
 Runs deploy/run.sh in demo mode on private ports and names, with WEBSUB_CALLBACK_URL on loopback and
 the emulator as the hub. The channel's reads are stretched to an hour once its subscription is
@@ -21,7 +22,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.settings import PROJECT_ROOT, StackSettings
-from services.common.timefmt import format_rfc3339, utc_now
+from services.common.timefmt import format_rfc3339, parse_rfc3339, utc_now
 from services.common.topology import QueueNames
 from services.youtube_emulator.content import CHANNEL_NAMES
 from services.youtube_emulator.ids import channel_id
@@ -117,7 +118,7 @@ async def _video(session: aiohttp.ClientSession, api: str, video_id: str, **para
     return next((item for item in items if item["video_id"] == video_id), None)
 
 
-async def test_a_pushed_upload_reaches_the_api_via_push(demo: dict[str, str]) -> None:
+async def test_a_pushed_upload_reaches_the_api_via_push_and_its_tombstone_hides_it(demo: dict[str, str]) -> None:
     api, emulator, fetcher, log = demo["api"], demo["emulator"], demo["fetcher"], demo["log"]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
 
@@ -139,6 +140,25 @@ async def test_a_pushed_upload_reaches_the_api_via_push(demo: dict[str, str]) ->
 
         await wait_until(listed, within=60, what=f"the pushed upload in the API (log: {log})")
         video = await _video(session, api, injected)
+        assert video is not None and video["title"] == "Pushed to us"
+        assert {"source": "channel", "channel_id": FOLLOWED, "via": "push"} in video["found_by"]
+        assert video["removed_at"] is None
+        assert await _video(session, api, injected, q="pushed") is not None
 
-    assert video is not None and video["title"] == "Pushed to us"
-    assert {"source": "channel", "channel_id": FOLLOWED, "via": "push"} in video["found_by"]
+        # YouTube deletes it: the hub pushes a tombstone, and the API hides the video.
+        async with session.post(f"{emulator}/admin/videos/{injected}/delete") as response:
+            assert response.status == 200, await response.text()
+            deleted_at = parse_rfc3339((await response.json())["deletedAt"])
+
+        async def hidden() -> bool:
+            return await _video(session, api, injected) is None
+
+        await wait_until(hidden, within=60, what=f"the deleted video hidden from the listing (log: {log})")
+        searched = await _video(session, api, injected, q="pushed")
+        removed = await _video(session, api, injected, include_removed="true")
+        removed_searched = await _video(session, api, injected, q="pushed", include_removed="true")
+
+    assert searched is None
+    assert removed is not None and removed_searched is not None
+    assert parse_rfc3339(removed["removed_at"]) == deleted_at.replace(microsecond=deleted_at.microsecond // 1000 * 1000)
+    assert removed["title"] == "Pushed to us"
