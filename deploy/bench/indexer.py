@@ -5,8 +5,13 @@ starts ``--indexers`` real indexer processes (``python -m services.indexer``) on
 measures the sustained rate from the first stored video to the last one present in both MongoDB and
 Elasticsearch, plus the batch latency the indexers report in /metrics.
 
-Phase 2 (reindex): tops MongoDB up to ``--reindex-docs`` videos (inserted directly, not timed) and
-times ``python -m services.indexer reindex`` building a new index from them.
+Phase 2 (a catalogue that has run for months): fills MongoDB with ``--catalogue-videos`` videos
+(inserted directly, then the catalogue's indexes built, not timed), times ``python -m services.indexer
+reindex`` building the search index from them (the reindex figure), then runs phase 1 again into that
+full catalogue, beside the empty one.
+
+Each pipeline run reports the CPU each process spent per video (MongoDB, Elasticsearch, RabbitMQ,
+the indexers) and each store's size per video; the results carry the WiredTiger cache MongoDB ran with.
 
 ``--percolation both`` (default) runs phase 1 twice, without and with ``INDEX_ATTRIBUTION``: the
 ``--channel-share`` of events found through a channel percolated against ``--queries`` queries;
@@ -44,7 +49,7 @@ from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.catalogue import VIDEOS_COLLECTION, ensure_mongo_indexes
+from services.common.catalogue import MONGO_TEXT_INDEX, VIDEOS_COLLECTION, ensure_mongo_indexes, ensure_text_index
 from services.common.events import FoundBy, Thumbnail, VideoEvent
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue
@@ -207,11 +212,53 @@ async def wait_for_count(
     raise TimeoutError(f"not all {expected} videos stored within {within}s")
 
 
-async def pipeline_phase(
-    args: argparse.Namespace, stack: StackSettings, run_id: str, *, percolation: bool = False
+def cpu_seconds_of(proc: psutil.Process) -> float:
+    """User + system CPU seconds so far; 0 for a process that has gone."""
+    try:
+        times = proc.cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+    return float(times.user + times.system)
+
+
+async def wiredtiger_cache_bytes(mongo: AsyncMongoClient[dict[str, Any]]) -> int:
+    status = await mongo.admin.command("serverStatus")
+    return int(status["wiredTiger"]["cache"]["maximum bytes configured"])
+
+
+async def store_sizes(
+    mongo: AsyncMongoClient[dict[str, Any]], es: AsyncElasticsearch, database: str, alias: str
 ) -> dict[str, Any]:
+    """Each store's bytes per video: MongoDB's data and indexes (each), Elasticsearch's primary store."""
+    await es.indices.refresh(index=alias)
+    stats = await es.indices.stats(index=alias, metric="store,docs")
+    primaries = stats["_all"]["primaries"]
+    collection = await mongo[database].command("collstats", VIDEOS_COLLECTION)
+    count = max(int(collection["count"]), 1)
+    return {
+        "videos": int(collection["count"]),
+        "mongodb_data_bytes_per_video": round(collection["storageSize"] / count),
+        "mongodb_index_bytes_per_video": round(collection["totalIndexSize"] / count),
+        "mongodb_index_bytes_per_video_by_index": {
+            name: round(size / count) for name, size in collection["indexSizes"].items()
+        },
+        "elasticsearch_bytes_per_video": round(
+            primaries["store"]["size_in_bytes"] / max(primaries["docs"]["count"], 1)
+        ),
+    }
+
+
+async def pipeline_phase(
+    args: argparse.Namespace,
+    stack: StackSettings,
+    run_id: str,
+    *,
+    percolation: bool = False,
+    catalogue: tuple[str, str, int] | None = None,
+) -> dict[str, Any]:
+    """Phase 1 into a new, empty catalogue, or into ``catalogue`` (database, alias, videos it holds)."""
     names = QueueNames(exchange=f"{run_id}.videos", queue=f"{run_id}.videos.index")
-    database, alias = run_id.replace("-", "_"), run_id
+    database, alias, held = catalogue or (run_id.replace("-", "_"), run_id, 0)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
     es = AsyncElasticsearch(stack.elasticsearch_url, request_timeout=120)
     processes: list[asyncio.subprocess.Process] = []
@@ -231,12 +278,21 @@ async def pipeline_phase(
         servers = server_processes()
         for proc in [*cpu, *(p for procs in servers.values() for p in procs)]:
             cpu_percent_of(proc)
+        server_seconds = {name: sum(cpu_seconds_of(p) for p in procs) for name, procs in servers.items()}
         psutil.cpu_percent()
         started = time.monotonic()
-        first, done = await wait_for_count(mongo[database], es, alias, args.events, within=args.events / 100 + 120)
+        first, done = await wait_for_count(
+            mongo[database], es, alias, held + args.events, within=args.events / 100 + 120
+        )
         cpu_percent = [proc.cpu_percent() for proc in cpu]
         server_cpu = {name: round(sum(cpu_percent_of(proc) for proc in procs)) for name, procs in servers.items()}
         machine_cpu = psutil.cpu_percent()
+        # Per video, from the indexers' start to the last video stored (their startup included).
+        cpu_ms_per_video = {
+            name: round(1000 * (sum(cpu_seconds_of(p) for p in procs) - server_seconds[name]) / args.events, 3)
+            for name, procs in servers.items()
+        }
+        cpu_ms_per_video["indexers"] = round(1000 * sum(cpu_seconds_of(p) for p in cpu) / args.events, 3)
         async with aiohttp.ClientSession() as session:
             texts = []
             for port in ports:
@@ -259,6 +315,7 @@ async def pipeline_phase(
             store_ms[store] = round(1000 * total / count, 1) if count else None
         result = {
             "percolation": {"queries": args.queries, "channel_share": args.channel_share} if percolation else None,
+            "catalogue_videos_before": held,
             "events": args.events,
             "indexers": args.indexers,
             "publish_msgs_per_second": round(publish_rate),
@@ -275,8 +332,10 @@ async def pipeline_phase(
             # Of one core (200 = both cores of this machine), over the whole run, startup included.
             "server_cpu_percent": server_cpu,
             "machine_cpu_percent_of_all_cores": round(machine_cpu),
+            "cpu_ms_per_video": cpu_ms_per_video,
             "load_average_1m_at_end": round(os.getloadavg()[0], 1),
             "settings": {k: v for k, v in os.environ.items() if k.startswith("INDEX_")},
+            "sizes": await store_sizes(mongo, es, database, alias),
         }
         return result
     finally:
@@ -291,64 +350,94 @@ async def pipeline_phase(
                 await channel.queue_delete(queue)
             for exchange in (names.exchange, names.dead_exchange):
                 await channel.exchange_delete(exchange)
-        if not args.keep:
+        if not args.keep and catalogue is None:
             await drop(mongo, es, database, alias)
         await es.close()
         await mongo.close()
 
 
-async def reindex_phase(args: argparse.Namespace, stack: StackSettings, run_id: str) -> dict[str, Any]:
-    database, alias = f"{run_id}_reindex".replace("-", "_"), f"{run_id}-reindex"
+async def full_catalogue_phase(args: argparse.Namespace, stack: StackSettings, run_id: str) -> dict[str, Any]:
+    """Phase 2: ``--catalogue-videos`` in MongoDB, the reindex building the search index from them
+    (timed), then phase 1 into that full catalogue."""
+    database, alias = f"{run_id}_full".replace("-", "_"), f"{run_id}-full"
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
     es = AsyncElasticsearch(stack.elasticsearch_url, request_timeout=120)
-    db = mongo[database]
     try:
-        print(f"inserting {args.reindex_docs:,} videos into MongoDB (not timed) ...", flush=True)
-        now = datetime.now(UTC)
-        chunk = 20_000
-        for start in range(0, args.reindex_docs, chunk):
-            count = min(chunk, args.reindex_docs - start)
-            events = make_events(count, seed=1000 + start)
-            await db[VIDEOS_COLLECTION].insert_many([new_document(e, now) for e in events], ordered=False)
-        # Built once at the end (much faster than maintained per insert); the reindex does not use them.
-        print("building MongoDB's indexes (not timed) ...", flush=True)
-        await ensure_mongo_indexes(db)
-        env = indexer_env(stack, QueueNames("unused", "unused"), database, alias, free_port())
-        print("python -m services.indexer reindex ...", flush=True)
-        started = time.monotonic()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.indexer", "reindex", cwd=PROJECT_ROOT, env=env
+        reindexed = await fill_and_reindex(args, stack, mongo=mongo, es=es, database=database, alias=alias)
+        print("reindex", json.dumps(reindexed, indent=2), flush=True)
+        print(f"pipeline into the catalogue of {args.catalogue_videos:,} videos ...", flush=True)
+        pipeline = await pipeline_phase(
+            args, stack, f"{run_id}-into-full", catalogue=(database, alias, args.catalogue_videos)
         )
-        watched = psutil.Process(process.pid)
-        cpu_seconds = 0.0
-        while process.returncode is None:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = watched.cpu_times()
-                cpu_seconds = times.user + times.system
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), timeout=0.5)
-        if process.returncode != 0:
-            raise RuntimeError("reindex failed")
-        seconds = time.monotonic() - started
-        indexed = (await es.count(index=alias))["count"]
-        stats = await es.indices.stats(index=alias, metric="store")
-        mongo_stats = await db.command("collstats", VIDEOS_COLLECTION)
-        return {
-            "documents": args.reindex_docs,
-            "indexed": indexed,
-            "seconds": round(seconds, 1),
-            "documents_per_second": round(args.reindex_docs / seconds),
-            "reindex_process_cpu_seconds": round(cpu_seconds, 1),
-            "elasticsearch_bytes_per_document": round(stats["_all"]["primaries"]["store"]["size_in_bytes"] / indexed),
-            "mongodb_bytes_per_document": round(
-                (mongo_stats["storageSize"] + mongo_stats["totalIndexSize"]) / args.reindex_docs
-            ),
-        }
+        return {"reindex": reindexed, "pipeline": pipeline}
     finally:
         if not args.keep:
             await drop(mongo, es, database, alias)
         await es.close()
         await mongo.close()
+
+
+async def fill_and_reindex(
+    args: argparse.Namespace,
+    stack: StackSettings,
+    *,
+    mongo: AsyncMongoClient[dict[str, Any]],
+    es: AsyncElasticsearch,
+    database: str,
+    alias: str,
+) -> dict[str, Any]:
+    """MongoDB filled directly (not timed), then ``python -m services.indexer reindex`` into ``alias``."""
+    db = mongo[database]
+    total = args.catalogue_videos
+    print(f"inserting {total:,} videos into MongoDB (not timed) ...", flush=True)
+    now = datetime.now(UTC)
+    chunk = 20_000
+    inserting: asyncio.Task[Any] | None = None
+    for start in range(0, total, chunk):
+        # The next chunk is generated while MongoDB inserts the previous one.
+        docs = [new_document(e, now) for e in make_events(min(chunk, total - start), seed=1000 + start)]
+        if inserting is not None:
+            await inserting
+        inserting = asyncio.create_task(db[VIDEOS_COLLECTION].insert_many(docs, ordered=False))
+    if inserting is not None:
+        await inserting
+    # Built once at the end (much faster than maintained per insert), as a long-running catalogue has them.
+    print("building MongoDB's indexes (not timed) ...", flush=True)
+    building = time.monotonic()
+    await ensure_mongo_indexes(db)
+    index_build_seconds = time.monotonic() - building
+    text_started = time.monotonic()
+    await db[VIDEOS_COLLECTION].drop_index(MONGO_TEXT_INDEX.document["name"])
+    await ensure_text_index(db)
+    text_index_build_seconds = time.monotonic() - text_started
+    env = indexer_env(stack, QueueNames("unused", "unused"), database, alias, free_port())
+    print("python -m services.indexer reindex ...", flush=True)
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.indexer", "reindex", cwd=PROJECT_ROOT, env=env
+    )
+    watched = psutil.Process(process.pid)
+    cpu_seconds = 0.0
+    while process.returncode is None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = watched.cpu_times()
+            cpu_seconds = times.user + times.system
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), timeout=0.5)
+    if process.returncode != 0:
+        raise RuntimeError("reindex failed")
+    seconds = time.monotonic() - started
+    indexed = (await es.count(index=alias))["count"]
+    return {
+        "documents": total,
+        "indexed": indexed,
+        "seconds": round(seconds, 1),
+        "documents_per_second": round(total / seconds),
+        "reindex_process_cpu_seconds": round(cpu_seconds, 1),
+        "mongodb_index_build_seconds": round(index_build_seconds, 1),
+        "mongodb_text_index_build_seconds": round(text_index_build_seconds, 1),
+        "sizes": await store_sizes(mongo, es, database, alias),
+    }
 
 
 async def drop(mongo: AsyncMongoClient[dict[str, Any]], es: AsyncElasticsearch, database: str, alias: str) -> None:
@@ -362,7 +451,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m deploy.bench.indexer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000, help="events through RabbitMQ (phase 1)")
     parser.add_argument("--indexers", type=int, default=1, help="indexer processes sharing the queue")
-    parser.add_argument("--reindex-docs", type=int, default=1_000_000, help="videos to reindex (phase 2); 0 skips")
+    parser.add_argument(
+        "--catalogue-videos",
+        type=int,
+        default=1_000_000,
+        help="videos the full catalogue holds (phase 2: reindexed, then written into); 0 skips",
+    )
     parser.add_argument("--percolation", choices=("both", "on", "off"), default="both", help="attribution in phase 1")
     parser.add_argument("--queries", type=int, default=20, help="configured queries percolated against")
     parser.add_argument("--channel-share", type=float, default=0.5, help="share of events found through a channel")
@@ -383,6 +477,9 @@ async def main() -> None:
             "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
         },
     }
+    probe: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
+    async with probe:
+        results["machine"]["mongodb_wiredtiger_cache_gb"] = round(await wiredtiger_cache_bytes(probe) / 2**30, 2)
     runs = {"both": (False, True), "on": (True,), "off": (False,)}[args.percolation]
     ratios: list[dict[str, Any]] = []
     for round_number in range(args.rounds if args.events else 0):
@@ -400,9 +497,17 @@ async def main() -> None:
         results["percolation_rounds"] = ratios
         results["percolation_throughput_ratio"] = statistics.median(r["ratio"] for r in ratios)
         print(f"median ratio over {len(ratios)} round(s): {results['percolation_throughput_ratio']:.0%}", flush=True)
-    if args.reindex_docs:
-        results["reindex"] = await reindex_phase(args, stack, run_id)
-        print(json.dumps(results["reindex"], indent=2), flush=True)
+    if args.catalogue_videos:
+        full = await full_catalogue_phase(args, stack, run_id)
+        results["reindex"] = full["reindex"]
+        results["pipeline_into_full_catalogue"] = full["pipeline"]
+        print("pipeline_into_full_catalogue", json.dumps(full["pipeline"], indent=2), flush=True)
+        if "pipeline" in results:
+            empty, into_full = (r["sustained_videos_per_second"] for r in (results["pipeline"], full["pipeline"]))
+            print(
+                f"sustained into an empty catalogue: {empty:,} videos/s; into {args.catalogue_videos:,}: {into_full:,}",
+                flush=True,
+            )
     results["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
