@@ -26,7 +26,7 @@ help:
 	@echo "make soak       the chaos soak (SOAK_SECONDS, default 600) with a report in .local/soak/"
 	@echo "make audit      pip-audit over requirements.lock (needs PyPI's advisory service)"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
-	@echo "make bench-api|bench-indexer|bench-fetcher|bench-notifier   benchmarks; results in .local/bench/"
+	@echo "make bench-api|bench-api-levers|bench-indexer|bench-fetcher|bench-notifier   benchmarks; results in .local/bench/"
 
 $(VENV)/.synced: requirements.lock
 	@$(PYTHON_BOOT) -c 'import sys; assert sys.version_info[:2] == (3, 11), "tubewatch needs Python 3.11"'
@@ -133,6 +133,12 @@ $(GRAFANA_SCHEMA):
 # The fetcher's quota spent per new video and freshness (deploy/bench/fetcher.py); results in
 # .local/bench/fetcher.json.
 .PHONY: bench-fetcher
+# Each Elasticsearch lever of the API's listings alone: an unsorted and a sorted index of the same
+# 1,000,000 videos, crowd-shaped searches, totals bounded / off / exact (deploy/bench/api_levers.py).
+.PHONY: bench-api-levers
+bench-api-levers: up
+	$(PY) -m deploy.bench.api_levers $(BENCH_API_LEVERS_ARGS)
+
 bench-fetcher: up
 	$(PY) -m deploy.bench.fetcher
 

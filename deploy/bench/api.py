@@ -58,7 +58,7 @@ COMMON_WORD = "highlights"  # in ~90% of titles
 RARE_WORD = "zanzibarite"  # in ~1 video in 100,000
 CHANNELS = 2000
 _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_WORDS = [
+WORDS = [
     "cricket",
     "world",
     "cup",
@@ -112,7 +112,7 @@ def make_event(number: int, rng: random.Random, now: datetime | None = None) -> 
     video_id = "".join(rng.choice(_ID_ALPHABET) for _ in range(8)) + "".join(
         _ID_ALPHABET[(number >> shift) & 63] for shift in (12, 6, 0)
     )
-    words = rng.sample(_WORDS, rng.randrange(3, 8))
+    words = rng.sample(WORDS, rng.randrange(3, 8))
     if rng.random() < 0.9:
         words.insert(rng.randrange(len(words) + 1), COMMON_WORD)
     if number % 100_000 == 7 or rng.random() < 0.00001:
@@ -122,7 +122,7 @@ def make_event(number: int, rng: random.Random, now: datetime | None = None) -> 
         video_id=video_id,
         query=rng.choice(("cricket", "world cup", "test match")),
         title=" ".join(words).capitalize(),
-        description=" ".join(rng.choices(_WORDS, k=rng.randrange(10, 30))),
+        description=" ".join(rng.choices(WORDS, k=rng.randrange(10, 30))),
         published_at=now or BASE_TIME - timedelta(seconds=rng.randrange(365 * 86_400)),
         channel_id=f"UC{channel:022d}",
         channel_title=f"Channel {channel}",
@@ -243,7 +243,7 @@ async def crowd_scenario(
     crowd = await crowd_urls(
         url,
         count=args.crowd_urls,
-        vocabulary=[*_WORDS, COMMON_WORD],
+        vocabulary=[*WORDS, COMMON_WORD],
         channels=[f"UC{n:022d}" for n in range(CHANNELS)],
         first_day=BASE_TIME - timedelta(days=365),
         days=365,

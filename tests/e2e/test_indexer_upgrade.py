@@ -17,7 +17,7 @@ import aio_pika
 from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.catalogue import VIDEOS_COLLECTION, versioned_index_name
+from services.common.catalogue import SEARCH_INDEX_VERSION, VIDEOS_COLLECTION, versioned_index_name
 from services.common.events import FoundBy
 from services.common.settings import StackSettings
 from services.common.topology import QueueNames
@@ -93,7 +93,7 @@ async def test_two_new_indexers_upgrade_a_version_1_catalogue_and_store_the_back
     assert min(reader.counts) >= SEEDED
     # One upgrade, by one of them: the alias on the current version and no second reindex.
     assert list((await es.indices.get_alias(name=es_alias)).body) == [versioned_index_name(es_alias)]
-    assert not await es.indices.exists(index=versioned_index_name(es_alias, 3))
+    assert not await es.indices.exists(index=versioned_index_name(es_alias, SEARCH_INDEX_VERSION + 1))
     assert logs.count("upgrading the search index") == 1, logs[-3000:]
     assert "waiting for another indexer to upgrade the search index" in logs
     # Nothing rejected, nothing left.

@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.common.catalogue import (
     SEARCH_INDEX_MAPPINGS,
     SEARCH_INDEX_SETTINGS,
+    SEARCH_INDEX_VERSION,
     VIDEOS_COLLECTION,
     create_search_index,
     ensure_mongo_indexes,
@@ -190,7 +191,7 @@ async def test_the_percolator_index_follows_the_catalogues_analysis_and_mapping(
     mappings = copy.deepcopy(SEARCH_INDEX_MAPPINGS)
     mappings["properties"]["title"]["analyzer"] = "title_synonyms"
     await es.indices.create(
-        index=versioned_index_name(es_alias, 2),
+        index=versioned_index_name(es_alias),
         settings=settings,
         mappings=mappings,
         aliases={es_alias: {"is_write_index": True}},
@@ -202,8 +203,8 @@ async def test_the_percolator_index_follows_the_catalogues_analysis_and_mapping(
     assert await stored(mongo_db, es, es_alias, bowling.video_id) == {}  # no stemming in this catalogue
 
     # The catalogue reindexed with the project's analysis: at the next start, the percolator follows.
-    await create_search_index(es, versioned_index_name(es_alias, 3))
-    await swap_alias(es, es_alias, versioned_index_name(es_alias, 3))
+    await create_search_index(es, versioned_index_name(es_alias, SEARCH_INDEX_VERSION + 1))
+    await swap_alias(es, es_alias, versioned_index_name(es_alias, SEARCH_INDEX_VERSION + 1))
     restarted, _ = await attributing_writer(mongo_db, es, es_alias, ["stumps", "bowl"])
     wicket_again, bowling_again = by_channel(rng, "Another wicket"), by_channel(rng, "Bowling by day")
     await restarted.write_batch([wicket_again, bowling_again])

@@ -92,7 +92,7 @@ async def test_the_old_index_outlives_the_swap_by_the_grace_so_open_point_in_tim
     # A relevance walk in the API holds a point-in-time opened on the alias (so on the old index).
     pit = (await es.open_point_in_time(index=es_alias, keep_alive="1m"))["id"]
     swapped = asyncio.Event()
-    settings = _settings(stack, mongo_db, es_alias, reindex_old_index_grace_seconds=3)
+    settings = _settings(stack, mongo_db, es_alias, reindex_old_index_grace_seconds=10)
     task = asyncio.create_task(reindex(settings, mongo_db, es, progress=False, on_swapped=lambda _: swapped.set()))
     try:
         await asyncio.wait_for(swapped.wait(), timeout=120)

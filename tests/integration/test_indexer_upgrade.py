@@ -9,11 +9,20 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.catalogue import VIDEOS_COLLECTION, ensure_mongo_indexes, versioned_index_name
+from services.common.catalogue import (
+    INDEX_SORT,
+    SEARCH_INDEX_MAPPINGS,
+    SEARCH_INDEX_SETTINGS,
+    SEARCH_INDEX_VERSION,
+    VIDEOS_COLLECTION,
+    ensure_mongo_indexes,
+    versioned_index_name,
+)
 from services.common.events import FoundBy
 from services.common.settings import StackSettings
 from services.common.timefmt import truncate_to_ms, utc_now
 from services.common.topology import QueueNames
+from services.common.video_query import sort_clauses
 from services.indexer.found_by_backfill import add_lacking_found_by, complete_found_by
 from services.indexer.reindex import reindex
 from services.indexer.store import VideoWriter
@@ -89,7 +98,7 @@ async def test_indexers_starting_together_upgrade_a_version_1_catalogue_once_and
         # The alias moved to the current version, built once (the others waited for it).
         current = versioned_index_name(es_alias)
         assert list((await es.indices.get_alias(name=es_alias)).body) == [current]
-        assert not await es.indices.exists(index=versioned_index_name(es_alias, 3))
+        assert not await es.indices.exists(index=versioned_index_name(es_alias, SEARCH_INDEX_VERSION + 1))
         # The old index goes after the grace.
         await wait_until(
             lambda: _absent(es, versioned_index_name(es_alias, 1)), within=30, what="the version 1 index deleted"
@@ -157,3 +166,44 @@ async def test_an_indexer_on_a_current_catalogue_gives_found_by_to_videos_an_old
     assert stored_channel is not None
     assert stored_channel["found_by"] == [FoundBy.channel(CHANNEL).as_document()]
     assert stored_channel["queries"] == []
+
+
+async def test_an_unsorted_version_2_index_is_rebuilt_sorted_newest_first_and_lists_the_same(
+    stack: StackSettings, mongo_db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, es_alias: str
+) -> None:
+    # A version 2 catalogue: today's mapping, no index sort (which only a new index can get).
+    unsorted = {k: v for k, v in SEARCH_INDEX_SETTINGS.items() if k not in INDEX_SORT}
+    await es.indices.create(
+        index=versioned_index_name(es_alias, 2),
+        settings=unsorted,
+        mappings=SEARCH_INDEX_MAPPINGS,
+        aliases={es_alias: {"is_write_index": True}},
+    )
+    rng = random.Random(11)
+    events = [make_event(rng) for _ in range(500)]
+    # Several published in the same second, so video_id decides their order.
+    events += [make_event(rng, published_at=events[0].published_at) for _ in range(5)]
+    await ensure_mongo_indexes(mongo_db)
+    await VideoWriter(mongo_db, es, es_alias).write_batch(events)
+    await es.indices.refresh(index=es_alias)
+    before = await _newest_first(es, es_alias)
+
+    names = QueueNames(f"{es_alias}.videos", f"{es_alias}.videos.index")
+    upgrade = CatalogueUpgrade(shared_stack_settings(stack, names, mongo_db.name, es_alias), mongo_db, es)
+    try:
+        await upgrade.run()  # an upgraded indexer's start
+    finally:
+        await upgrade.close()
+
+    current = versioned_index_name(es_alias)
+    assert SEARCH_INDEX_VERSION == 3
+    assert list((await es.indices.get_alias(name=es_alias)).body) == [current]
+    index_settings = (await es.indices.get_settings(index=current)).body[current]["settings"]["index"]
+    assert index_settings["sort"] == {"field": ["published_at", "video_id"], "order": ["desc", "desc"]}
+    assert await _newest_first(es, es_alias) == before
+    assert len(before) == len(events)
+
+
+async def _newest_first(es: AsyncElasticsearch, alias: str) -> list[str]:
+    response = await es.search(index=alias, sort=sort_clauses("-published_at"), size=1000, source=False)
+    return [hit["_id"] for hit in response["hits"]["hits"]]
