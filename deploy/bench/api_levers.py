@@ -33,7 +33,7 @@ from deploy.bench.api import BASE_TIME, CHANNELS, COMMON_WORD, WORDS, make_event
 from services.common.catalogue import SEARCH_INDEX_MAPPINGS, SEARCH_INDEX_SETTINGS
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.timefmt import to_epoch_ms
-from services.common.video_query import Filters, build_query, sort_clauses
+from services.common.video_query import Filters, after_bound, build_query, sort_clauses
 from services.indexer.es_bulk import bulk_index
 
 RESULTS = PROJECT_ROOT / ".local" / "bench" / "api-levers.json"
@@ -89,6 +89,8 @@ async def measure(
     crowd: list[tuple[str, Filters, list[Any] | None]],
     totals: int | bool,
     concurrency: int,
+    *,
+    bound_after: bool = True,
 ) -> dict[str, Any]:
     took: list[float] = []
     round_trip: list[float] = []
@@ -106,6 +108,9 @@ async def measure(
             }
             if after is not None:
                 body["search_after"] = after
+                bound = after_bound("-published_at", after) if bound_after else None
+                if bound is not None:
+                    body["query"] = {"bool": {"filter": [bound], "must": [body["query"]]}}
             started = time.perf_counter()
             response = await es.search(index=index, body=body, request_cache=False, filter_path="took,hits.total")
             round_trip.append((time.perf_counter() - started) * 1000)
@@ -169,9 +174,11 @@ async def main() -> None:
         for label, name in indexes.items():
             await measure(es, name, crowd[: args.searches // 5], 1000, args.concurrency)  # warm the caches
             for totals_label, totals in TOTALS.items():
-                figures = await measure(es, name, crowd, totals, args.concurrency)
-                measured[f"{label}_{totals_label}"] = figures
-                print(f"bench-api-levers: {label} {totals_label}: {json.dumps(figures)}", file=sys.stderr)
+                for bounded in (False, True):
+                    figures = await measure(es, name, crowd, totals, args.concurrency, bound_after=bounded)
+                    key = f"{label}_{totals_label}" + ("_deep_bounded" if bounded else "")
+                    measured[key] = figures
+                    print(f"bench-api-levers: {key}: {json.dumps(figures)}", file=sys.stderr)
         results = {
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count()},

@@ -17,7 +17,7 @@ from elasticsearch.serializer import JsonSerializer
 from services.api.buckets import INTERVAL_MS, HistogramInterval, HistogramTooLargeError
 from services.api.pages import TOTAL_EXACT_UP_TO, Page, PageRequest, PitExpiredError
 from services.common.errors import StoreUnavailableError
-from services.common.video_query import NOT_REMOVED_CLAUSE, Filters, build_query, sort_clauses
+from services.common.video_query import NOT_REMOVED_CLAUSE, Filters, after_bound, build_query, sort_clauses
 from services.common.video_shape import VIDEO_SOURCE_FIELDS, public_video
 
 _PAGE_FILTER_PATH = "hits.total,hits.hits._source,hits.hits.sort,pit_id"
@@ -46,8 +46,10 @@ class ElasticsearchStore:
         # The first page needs no snapshot filter (everything visible was first seen before now), which
         # keeps its request identical between calls, so Elasticsearch's request cache can answer it.
         snapshot = None if request.first_page else request.snapshot_ms
+        query = build_query(request.filters, snapshot, scored=relevance)
+        bound = after_bound(request.sort, request.search_after)
         body: dict[str, Any] = {
-            "query": build_query(request.filters, snapshot, scored=relevance),
+            "query": query if bound is None else {"bool": {"filter": [bound], "must": [query]}},
             "sort": sort_clauses(request.sort),
             "size": request.limit + 1,  # one extra tells whether another page exists
             "track_total_hits": TOTAL_EXACT_UP_TO,

@@ -9,6 +9,7 @@ reach other fields.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -256,6 +257,23 @@ def build_query(
     if not clauses and not must:
         return {"match_all": {}}
     return {"bool": {"filter": clauses, "must": must}}
+
+
+def after_bound(sort: SortOrder, search_after: Sequence[Any] | None) -> dict[str, Any] | None:
+    """A range on published_at up to (and including) a page's ``search_after``, for a date sort.
+
+    It selects nothing search_after would not keep, but it lets Elasticsearch jump to that point:
+    in the index sorted newest first, the range's bounds are found by binary search of the sort,
+    where search_after alone walks every document before the point (a page 100,000 deep then costs
+    as much as the whole walk down to it).
+    """
+    if search_after is None or sort == "relevance":
+        return None
+    return {
+        "range": {
+            "published_at": {"lte" if sort == "-published_at" else "gte": search_after[0], "format": "epoch_millis"}
+        }
+    }
 
 
 def sort_clauses(sort: SortOrder) -> list[dict[str, str]]:

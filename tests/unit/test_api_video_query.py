@@ -11,7 +11,7 @@ from services.api.cursors import Cursor, CursorCodec, InvalidCursorError
 from services.api.errors import ApiError
 from services.api.page_cache import PageCache
 from services.api.params import HistogramParams, VideoListParams, parse_query_string
-from services.common.video_query import Filters, build_query, sort_clauses, text_query
+from services.common.video_query import Filters, after_bound, build_query, sort_clauses, text_query
 
 
 def _has_prefix_query(query: Any) -> bool:
@@ -49,6 +49,18 @@ def _error(raw: str, model: type) -> ApiError:
     with pytest.raises(ApiError) as caught:
         parse_query_string(raw, model)
     return caught.value
+
+
+def test_a_date_ordered_next_page_is_bounded_by_its_cursor_including_ties_and_relevance_is_not() -> None:
+    # Inclusive: videos of the cursor's own millisecond come next when their video_id does.
+    assert after_bound("-published_at", (1_700_000_000_000, "abcdefghijk")) == {
+        "range": {"published_at": {"lte": 1_700_000_000_000, "format": "epoch_millis"}}
+    }
+    assert after_bound("published_at", (1_700_000_000_000, "abcdefghijk")) == {
+        "range": {"published_at": {"gte": 1_700_000_000_000, "format": "epoch_millis"}}
+    }
+    assert after_bound("-published_at", None) is None
+    assert after_bound("relevance", (1.5, 1_700_000_000_000, "abcdefghijk")) is None
 
 
 def test_rules_between_parameters_live_in_the_models() -> None:
