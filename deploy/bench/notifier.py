@@ -189,6 +189,7 @@ class StoredWatch:
 
     def __init__(self) -> None:
         self.stored_at: dict[str, float] = {}
+        self.events = 0
 
     async def consume(self, connection: aio_pika.abc.AbstractConnection, names: QueueNames) -> None:
         channel = await connection.channel()
@@ -197,6 +198,7 @@ class StoredWatch:
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             event = VideosStored.model_validate_json(message.body)
+            self.events += 1
             moment = event.stored_at.timestamp()
             for video_id in event.video_ids:
                 self.stored_at.setdefault(video_id, moment)
@@ -246,16 +248,15 @@ async def wait_ready(session: aiohttp.ClientSession, port: int, within: float) -
     raise TimeoutError(f"the process on port {port} was not ready within {within}s")
 
 
-async def settled_matches(session: aiohttp.ClientSession, port: int) -> float:
-    """The queued matches once every stored event in hand was matched (the count still for a second)."""
-    name = 'tubewatch_notifier_matches_total{outcome="queued"}'
-    previous, steady_since = -1.0, time.monotonic()
-    while time.monotonic() - steady_since < 1.0:
-        current = await metric(session, port, name)
-        if current != previous:
-            previous, steady_since = current, time.monotonic()
+async def settled_matches(session: aiohttp.ClientSession, port: int, events: int, within: float) -> float:
+    """The queued matches once the notifier matched ``events`` stored events (all of the backlog's)."""
+    deadline = time.monotonic() + within
+    matched = 'tubewatch_notifier_stored_events_total{outcome="matched"}'
+    while await metric(session, port, matched) < events:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the notifier did not match the {events} stored events in time")
         await asyncio.sleep(0.1)
-    return previous
+    return await metric(session, port, 'tubewatch_notifier_matches_total{outcome="queued"}')
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -359,7 +360,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "notifier_cpu_percent": round(cpu_notifier.cpu_percent()),
             "machine_cpu_percent_of_all_cores": round(psutil.cpu_percent()),
         }
-        queued = await settled_matches(session, notifier_port)
+        queued = await settled_matches(session, notifier_port, watch.events, within=args.videos / 50 + 120)
+        # Where an event's time went: the percolate request against the whole event (read, percolate,
+        # record, publish with confirms), as the notifier's own histograms saw them.
+        timings = {
+            name: round(
+                await metric(session, notifier_port, f"tubewatch_notifier_{name}_sum")
+                / max(1.0, await metric(session, notifier_port, f"tubewatch_notifier_{name}_count")),
+                3,
+            )
+            for name in ("percolate_seconds", "event_seconds")
+        }
         await receiver.wait_for(int(queued), within=max(120, queued / 50))
         arrivals = [t for t, _, _ in receiver.arrivals]
         throughput = {
@@ -372,6 +383,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if len(arrivals) > 1
             else None,
             "while_percolating": percolate_cpu,
+            "mean_seconds_per_event": timings,
         }
         print("throughput", json.dumps(throughput, indent=2), flush=True)
 
