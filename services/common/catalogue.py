@@ -50,7 +50,7 @@ MONGO_TEXT_INDEX = IndexModel(
 
 # Segments stored in the order of the default listing (newest first, video_id breaking ties), so a
 # newest-first search stops once it has its page and the bounded total instead of visiting every
-# match (README "API", *What the levers bought*).
+# match (README "API", *The levers, each alone*).
 INDEX_SORT: dict[str, Any] = {"sort.field": ["published_at", "video_id"], "sort.order": ["desc", "desc"]}
 
 SEARCH_INDEX_SETTINGS: dict[str, Any] = {
