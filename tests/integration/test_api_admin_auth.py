@@ -16,7 +16,10 @@ from services.common.settings import StackSettings
 from tests.integration.admin_support import ADMIN_TOKEN, AUTH, BOB, OTHER_TOKEN, admin_api, json_of
 from tests.integration.api_support import prepare_stores
 
-PATHS = [route.path.format(query_id="q_0123456789abcdef", channel_id="UC" + "c" * 22) for route in ADMIN_ROUTES]
+PATHS = [
+    route.path.format(query_id="q_0123456789abcdef", channel_id="UC" + "c" * 22, saved_search_id="ss_" + "s" * 22)
+    for route in ADMIN_ROUTES
+]
 
 
 async def test_without_admin_tokens_everything_under_admin_is_404(
