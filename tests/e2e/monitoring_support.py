@@ -34,7 +34,7 @@ from tests.waiting import wait_until
 
 RULES = PROJECT_ROOT / "deploy/prometheus/rules"
 DASHBOARD = PROJECT_ROOT / "deploy/grafana/dashboards/tubewatch.json"
-SERVICE_PORTS = ("API_PORT", "FETCHER_PORT", "INDEXER_PORT", "EMULATOR_PORT")
+SERVICE_PORTS = ("API_PORT", "FETCHER_PORT", "INDEXER_PORT", "NOTIFIER_PORT", "EMULATOR_PORT")
 FAST_FOR = "10s"
 FAST_WINDOW = "[15s]"
 # Names a PromQL expression may use that are functions, keywords or label names, not metrics.

@@ -31,7 +31,7 @@ from tests.e2e.monitoring_support import (
 from tests.private_stack import PrivateStack
 from tests.waiting import wait_until
 
-SCRAPED_JOBS = {"prometheus", "api", "fetcher", "indexer", "emulator"}
+SCRAPED_JOBS = {"prometheus", "api", "fetcher", "indexer", "notifier", "emulator"}
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ async def test_every_metric_the_rules_and_the_dashboard_query_exists_in_the_serv
         async def all_exposed() -> bool:
             # Some series appear only once their service has done the thing (a call, a batch, a request).
             exposed.clear()
-            for port in ("API_PORT", "FETCHER_PORT", "INDEXER_PORT", "EMULATOR_PORT"):
+            for port in services.ports:
                 async with session.get(f"{services.url(port)}/metrics") as response:
                     exposed.update(exposed_names(await response.text()))
             return wanted <= exposed
