@@ -24,6 +24,7 @@ from elasticsearch import AsyncElasticsearch
 from playwright.async_api import Browser, expect
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.common.catalogue import ensure_text_index
 from services.common.events import FoundBy, VideoEvent
 from services.common.settings import StackSettings
 from services.common.timefmt import utc_now
@@ -557,7 +558,9 @@ async def test_reduced_mode_is_explained_and_relevance_offers_a_way_out(
     tmp_path: Path,
     catalogue: list[VideoEvent],
 ) -> None:
-    # The API pointed at an alias that does not exist: Elasticsearch cannot serve, MongoDB does.
+    # The API pointed at an alias that does not exist: Elasticsearch cannot serve, MongoDB does, its
+    # q through the text index a running indexer builds beside its consumer.
+    await ensure_text_index(mongo_db)
     settings = api_settings(stack, mongo_db.name, f"{es_alias}-absent", queues, tmp_path)
     async with running_api(settings) as base, dashboard_page(browser, base, _titles(catalogue)) as dash:
         await dash.open()
