@@ -68,6 +68,7 @@ def test_prometheus_up_scrapes_the_configured_ports_loads_the_rules_and_down_sto
         "api": f"http://127.0.0.1:{stack.env['API_PORT']}/metrics",
         "fetcher": f"http://127.0.0.1:{stack.env['FETCHER_PORT']}/metrics",
         "indexer": "http://127.0.0.1:8082/metrics",
+        "notifier": "http://127.0.0.1:8083/metrics",
         "emulator": "http://127.0.0.1:8090/metrics",
     }
     # Targets appear once service discovery has run, a moment after readiness.

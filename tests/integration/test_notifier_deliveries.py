@@ -81,8 +81,14 @@ async def test_every_delivery_is_posted_once_signed_with_each_secret_still_valid
     async with running_worker(queues, mongo_db, queues.settings()) as (_, registry):
         await queues.publish(requests)
         await receiver.wait_delivered({r.delivery_id for r in requests})
-        assert outcome(registry, "delivered") == len(requests)
-        assert (registry.get_sample_value("tubewatch_notifier_delivery_latency_seconds_count") or 0) == len(requests)
+
+        # The worker counts a delivery once it has read the receiver's answer, a moment after the
+        # receiver recorded the request.
+        async def all_counted() -> bool:
+            latencies = registry.get_sample_value("tubewatch_notifier_delivery_latency_seconds_count") or 0
+            return outcome(registry, "delivered") == latencies == len(requests)
+
+        await wait_until(all_counted, within=10, what="every delivery counted as delivered, with its latency")
 
     assert len(receiver.requests) == len(requests)  # each once: nothing failed, nothing repeated
     by_id = {r.delivery_id: r for r in receiver.requests}
