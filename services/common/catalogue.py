@@ -6,7 +6,7 @@ Both the indexer (writer) and the API (reader) use these names, indexes and mapp
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
@@ -302,10 +302,20 @@ def percolator_alias(alias: str) -> str:
     return alias + PERCOLATOR_SUFFIX
 
 
+def whole_word_mappings(catalogue_index: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The catalogue's mappings of the fields ``names`` without their sub-fields (prefixes, keywords).
+
+    A percolator index holds whole-word queries, which read none of the sub-fields, and every
+    percolate analyses each video into every field mapped: the prefixes' n-grams cost about a
+    quarter of a percolate's time for nothing.
+    """
+    properties = catalogue_index["mappings"]["properties"]
+    return {name: {key: value for key, value in properties[name].items() if key != "fields"} for name in names}
+
+
 def percolator_index_body(catalogue_index: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(settings, mappings) of a percolator index for the catalogue index described by ``catalogue_index``
-    (one entry of ``indices.get``): its analysis and its text fields' mappings, copied as they are."""
-    properties = catalogue_index["mappings"]["properties"]
+    (one entry of ``indices.get``): its analysis and its text fields' mappings, without sub-fields."""
     settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
     analysis = catalogue_index["settings"]["index"].get("analysis")
     if analysis:
@@ -313,7 +323,7 @@ def percolator_index_body(catalogue_index: dict[str, Any]) -> tuple[dict[str, An
     mappings = {
         "dynamic": "strict",
         "properties": {
-            **{name: properties[name] for name in PERCOLATED_FIELDS},
+            **whole_word_mappings(catalogue_index, PERCOLATED_FIELDS),
             PERCOLATOR_QUERY_FIELD: {"type": "percolator"},
             PERCOLATOR_TEXT_FIELD: {"type": "keyword"},
         },
