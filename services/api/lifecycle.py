@@ -33,14 +33,20 @@ def add_stores(app: web.Application) -> None:
 async def _stores_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with (
+        # How fast a read falls back to MongoDB (stores.py) when Elasticsearch fails: a node that
+        # refuses the connection (down) or answers 429/502/503/504 costs one quick retry on another
+        # node, up to every node once, so one node of several dying fails no read; with every node
+        # down the refusals come back at once and the read falls back without waiting. A timeout
+        # (INTERACTIVE_ES_TIMEOUT_SECONDS) is not retried: a node that hangs makes the read fall back
+        # rather than wait twice. With one node nothing is retried, as before.
         open_elasticsearch(
             settings.elasticsearch_url,
             INTERACTIVE_ES_TIMEOUT_SECONDS,
-            max_retries=0,
+            max_retries=len(settings.elasticsearch_hosts) - 1,
             retry_on_timeout=False,
             connections_per_node=64,
             serializer=FastJsonSerializer(),
-            # One node: after an outage, try it again within seconds rather than the default 30 s.
+            # After an outage, try a node again within seconds rather than the default 30 s.
             dead_node_backoff_factor=0.5,
             max_dead_node_backoff=2.0,
         ) as es_client,

@@ -23,6 +23,7 @@ from pymongo.errors import PyMongoError
 
 from services.api.channel_status import channel_status
 from services.api.stores import Stores
+from services.common.clients import connect_amqp
 from services.common.errors import StoreUnavailableError
 from services.common.fetcher_state import (
     BUDGET_COLLECTION,
@@ -74,9 +75,7 @@ class QueueProbe:
     async def _connect(self) -> AbstractConnection:
         async with self._lock:
             if self._connection is None or self._connection.is_closed:
-                self._connection = await aio_pika.connect(
-                    self._url, timeout=_AMQP_TIMEOUT_SECONDS, client_properties={"connection_name": "api-status"}
-                )
+                self._connection = await connect_amqp(self._url, "api-status", timeout=_AMQP_TIMEOUT_SECONDS)
             return self._connection
 
     async def depth(self, queue: str) -> dict[str, Any]:

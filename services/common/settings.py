@@ -85,14 +85,24 @@ class YouTubeSettings(SearchQuerySettings):
 class AmqpSettings(BaseSettings):
     model_config = _COMMON_CONFIG
 
+    # One broker's URL, or a cluster's nodes' URLs comma-separated: a service connects to the first
+    # that answers and, when its connection drops, reconnects through the list (clients.open_amqp).
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     amqp_exchange: str = Field(default="tubewatch.videos", min_length=1)
     amqp_queue: str = Field(default="tubewatch.videos.index", min_length=1)
+    # The type of every durable queue the project declares (topology.queue_arguments): quorum queues
+    # are replicated over a cluster's nodes. A queue cannot change type in place: to switch, drain
+    # its messages, delete it and let the services declare it again.
+    amqp_queue_type: Literal["classic", "quorum"] = "classic"
 
     @field_validator("amqp_url")
     @classmethod
     def _amqp_url(cls, value: str) -> str:
-        return _require_scheme(value, ("amqp", "amqps"))
+        return ",".join(_require_scheme_list(value, ("amqp", "amqps")))
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        return self.amqp_url.split(",")
 
 
 class MongoSettings(BaseSettings):
@@ -110,14 +120,36 @@ class MongoSettings(BaseSettings):
 class ElasticsearchSettings(BaseSettings):
     model_config = _COMMON_CONFIG
 
+    # One node's URL, or several nodes' comma-separated: every client gets them all and sends a request
+    # to another node when one does not answer (clients.open_elasticsearch).
     elasticsearch_url: str = "http://127.0.0.1:9200"
     # An alias over versioned indices (e.g. videos -> videos-v1).
     elasticsearch_index: str = Field(default="videos", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    # Replicas of the catalogue's index and of the percolator indexes, set when they are created and
+    # on the existing ones at start. Unset: 0 with one node in ELASTICSEARCH_URL (a replica could
+    # never be allocated there), 1 with more.
+    elasticsearch_replicas: int | None = Field(default=None, ge=0, le=16)
 
     @field_validator("elasticsearch_url")
     @classmethod
     def _es_url(cls, value: str) -> str:
-        return _require_scheme(value, ("http", "https")).rstrip("/")
+        return ",".join(url.rstrip("/") for url in _require_scheme_list(value, ("http", "https")))
+
+    @field_validator("elasticsearch_replicas", mode="before")
+    @classmethod
+    def _unset_replicas(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def elasticsearch_hosts(self) -> list[str]:
+        return self.elasticsearch_url.split(",")
+
+    @property
+    def elasticsearch_replica_count(self) -> int:
+        """ELASTICSEARCH_REPLICAS, or its default for the number of nodes listed."""
+        if self.elasticsearch_replicas is not None:
+            return self.elasticsearch_replicas
+        return 0 if len(self.elasticsearch_hosts) == 1 else 1
 
 
 class ApiSettings(BaseSettings):
@@ -166,6 +198,22 @@ def _require_scheme(value: str, schemes: tuple[str, ...]) -> str:
     if parts.scheme not in schemes or not parts.netloc:
         raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
     return value
+
+
+def _require_scheme_list(value: str, schemes: tuple[str, ...]) -> list[str]:
+    """A comma-separated list of URLs (one is a list too), each checked like ``_require_scheme``."""
+    urls = split_list(value, r",")
+    if not urls:
+        raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    for position, url in enumerate(urls, start=1):
+        try:
+            _require_scheme(url, schemes)
+        except ValueError as exc:
+            if len(urls) == 1:
+                raise
+            # The entry's position, not its text: it may hold a password.
+            raise ValueError(f"entry {position} of {len(urls)} {exc}") from None
+    return urls
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -71,6 +71,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes ``python -m services.indexer`` read ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INDEX_", "REINDEX_", "AMQP_", "MONGODB_"))}
     for name, value in settings.model_dump().items():
+        if value is None:
+            continue  # unset: the service's own default
         # Lists as the settings read them (comma-separated), not as Python prints them.
         env[name.upper()] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
     return env
