@@ -1,7 +1,8 @@
 """What the stack is configured to be: the servers' endpoints and the state, log and cache folders.
 
-Also holds ``StackError``, the one-line failure every part of the local stack raises, and the
-settings only the local stack reads (Prometheus's port, intervals and rules folder).
+Also holds ``StackError``, the one-line failure every part of the local stack raises, the
+settings only the local stack reads (Prometheus's port, intervals and rules folder), and the fixed
+ports and names of cluster mode (``up --cluster 3``), which runs beside the single-node stack.
 """
 
 from __future__ import annotations
@@ -28,6 +29,21 @@ LOOPBACK = "127.0.0.1"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CLONE_DATA_ROOT = Path("/var/lib/tubewatch")
+
+
+# Cluster mode: node ``n`` (1-based) of each cluster listens on its base port + n - 1, all on 127.0.0.1.
+# Outside the single-node defaults (5672, 27017, 9200) and the ranges its Elasticsearch takes its
+# transport port from (9300-9499), and below the ephemeral ports (32768+) the tests' servers get.
+CLUSTER_SIZES = (3,)
+CLUSTER_ES_HTTP_PORT = 9211
+CLUSTER_ES_TRANSPORT_PORT = 9611
+CLUSTER_MONGO_PORT = 27031
+CLUSTER_AMQP_PORT = 5681
+# RabbitMQ's inter-node (Erlang distribution) port, as RabbitMQ derives it: AMQP port + 20000.
+CLUSTER_DIST_PORT_OFFSET = 20000
+CLUSTER_ES_NAME = "tubewatch-cluster"
+CLUSTER_REPLICA_SET = "rs-cluster"
+CLUSTER_NODE_PREFIX = "tw-cluster-"
 
 
 # A Prometheus duration as the config file takes it: 15s, 1m, 500ms.

@@ -171,6 +171,8 @@ class Elasticsearch(Server):
     name = "elasticsearch"
     pid_file = "elasticsearch.pid"
     ready_timeout = ES_READY_TIMEOUT
+    heap = ES_HEAP
+    ready_goal = "yellow health"
 
     @property
     def endpoint(self) -> Endpoint:
@@ -256,6 +258,11 @@ class Elasticsearch(Server):
         copy_config(install_dir, home / "config", home)
         return home / "config"
 
+    def transport_ports(self) -> str:
+        # A range, not a probed port: Elasticsearch binds the first free one itself, so two nodes
+        # starting at once cannot both pick the same port between our probe and their bind.
+        return "9300-9399" if not 9300 <= self.endpoint.port <= 9399 else "9400-9499"
+
     def write_settings(self, conf: Path, transport_port: str) -> None:
         home = self.home
         (conf / "elasticsearch.yml").write_text(
@@ -281,9 +288,7 @@ class Elasticsearch(Server):
         uid, gid = service_user()
         conf = self.prepare_home(install_dir)
         http_port = self.endpoint.port
-        # A range, not a probed port: Elasticsearch binds the first free one itself, so two nodes
-        # starting at once cannot both pick the same port between our probe and their bind.
-        transport_port = "9300-9399" if not 9300 <= http_port <= 9399 else "9400-9499"
+        transport_port = self.transport_ports()
         self.write_settings(conf, transport_port)
         home = self.home
         chown_tree(home, uid, gid)
@@ -293,7 +298,7 @@ class Elasticsearch(Server):
             "HOME": str(home),
             "ES_PATH_CONF": str(conf),
             "ES_TMPDIR": str(home / "tmp"),
-            "ES_JAVA_OPTS": ES_HEAP,
+            "ES_JAVA_OPTS": self.heap,
         }
         with self.log.open("ab") as log:
             log.write(f"\n--- localstack: starting elasticsearch {ES_VERSION} at {time.ctime()} ---\n".encode())
@@ -309,7 +314,7 @@ class Elasticsearch(Server):
         save_record(self.config, record, self.pid_file)
         print(
             f"elasticsearch: launched as {ES_USER} (pid {pid}, transport {LOOPBACK}:{transport_port}); "
-            f"waiting up to {self.ready_timeout:.0f} s for yellow health"
+            f"waiting up to {self.ready_timeout:.0f} s for {self.ready_goal}"
         )
         return record
 

@@ -94,6 +94,33 @@ def listener_pids(port: int) -> list[int]:
     return [pid for pid in all_pids() if _socket_links(pid) & inodes]
 
 
+def with_descendants(pid: int) -> list[int]:
+    """``pid`` and every live process below it (children, their children, ...)."""
+    children: dict[int, list[int]] = {}
+    for other in all_pids():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            raw = Path(f"/proc/{other}/stat").read_text()
+            children.setdefault(int(raw[raw.rindex(")") + 2 :].split()[1]), []).append(other)
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        if pid_alive(current):
+            found.append(current)
+            todo.extend(children.get(current, []))
+    return found
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Resident memory of ``pids`` together (VmRSS), 0 for those already gone."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+    return total
+
+
 def cmdline(pid: int) -> list[str]:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
