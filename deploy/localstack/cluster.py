@@ -21,6 +21,7 @@ from pathlib import Path
 
 from deploy.localstack.config import CLUSTER_SIZES, Config, StackError, load_config
 from deploy.localstack.es_cluster import ElasticsearchCluster
+from deploy.localstack.mongo_cluster import MongoReplicaSet
 from deploy.localstack.node_group import MB, NodeGroup, node_pids
 from deploy.localstack.processes import file_lock, pid_alive, wait_until
 from deploy.localstack.server import Server
@@ -38,10 +39,11 @@ class Cluster:
         self.config = config or load_config()
         self.size = size
         self.elasticsearch = ElasticsearchCluster(self.config, size)
+        self.mongodb = MongoReplicaSet(self.config, size)
 
     def groups(self, only: list[str] | None = None) -> list[NodeGroup]:
         """The clusters in stack order (RabbitMQ, MongoDB, Elasticsearch), or those named in ``only``."""
-        by_kind: dict[str, NodeGroup] = {"elasticsearch": self.elasticsearch}
+        by_kind: dict[str, NodeGroup] = {"mongodb": self.mongodb, "elasticsearch": self.elasticsearch}
         return [by_kind[kind] for kind in CLUSTER_KINDS if kind in by_kind and (only is None or kind in only)]
 
     # the services' environment ---------------------------------------------------------------
@@ -54,6 +56,7 @@ class Cluster:
         """What the services need to use the clusters (comma-separated URL lists)."""
         return {
             "ELASTICSEARCH_URL": ",".join(self.elasticsearch.urls),
+            "MONGODB_URL": self.mongodb.url,
             "ELASTICSEARCH_REPLICAS": "1",
         }
 

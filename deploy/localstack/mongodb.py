@@ -59,6 +59,7 @@ class MongoDB(Server):
     name = "mongodb"
     pid_file = "mongod.pid"
     ready_timeout = MONGO_READY_TIMEOUT
+    cache_size_gb = MONGO_CACHE_SIZE_GB
 
     @property
     def endpoint(self) -> Endpoint:
@@ -67,6 +68,14 @@ class MongoDB(Server):
     @property
     def log(self) -> Path:
         return self.config.logs_dir / "mongod.log"
+
+    @property
+    def replica_set(self) -> str:
+        return self.config.replica_set
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.state_dir / "mongodb" / "data"
 
     def client(self, timeout_ms: int = 1000) -> Any:
         from pymongo import MongoClient  # noqa: PLC0415 - only needed for MongoDB
@@ -136,14 +145,14 @@ class MongoDB(Server):
 
     def start(self) -> Record:
         mongod = self.binary()
-        data = self.config.state_dir / "mongodb" / "data"
+        data = self.data_dir
         data.mkdir(parents=True, exist_ok=True)
         self.config.run_dir.mkdir(parents=True, exist_ok=True)
         port = self.endpoint.port
         argv = [
             str(mongod),
             "--replSet",
-            self.config.replica_set,
+            self.replica_set,
             "--bind_ip",
             LOOPBACK,
             "--port",
@@ -154,7 +163,7 @@ class MongoDB(Server):
             str(self.log),
             "--logappend",
             "--wiredTigerCacheSizeGB",
-            MONGO_CACHE_SIZE_GB,
+            self.cache_size_gb,
             "--pidfilepath",
             str(self.config.run_dir / self.pid_file),
             "--nounixsocket",
@@ -166,7 +175,7 @@ class MongoDB(Server):
             start_ticks_of(pid),
             port,
             str(self.log),
-            extra={"replica_set": self.config.replica_set, "dbpath": str(data)},
+            extra={"replica_set": self.replica_set, "dbpath": str(data)},
         )
         save_record(self.config, record, self.pid_file)
         return record
