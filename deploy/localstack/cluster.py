@@ -3,7 +3,9 @@
     from deploy.localstack.cluster import Cluster
     cluster = Cluster()                   # the settings' state dir, 3 nodes each
     cluster.env()                         # ELASTICSEARCH_URL, MONGODB_URL, AMQP_URL, ... for the services
-    node = cluster.elasticsearch.node_holding_primary("videos")   # or mongodb.primary(), rabbitmq.node(...)
+    node = cluster.elasticsearch.node_holding_primary("videos")
+    node = cluster.mongodb.primary()      # or cluster.rabbitmq.node("tw-cluster-2@localhost"),
+                                          # cluster.rabbitmq.queue_leader("videos.found")
     cluster.kill(node); cluster.restart(node); cluster.wait_whole()
 
 ``up`` writes the same environment to ``<state>/cluster.env`` (``down`` removes it). Every node is a
@@ -24,6 +26,7 @@ from deploy.localstack.es_cluster import ElasticsearchCluster
 from deploy.localstack.mongo_cluster import MongoReplicaSet
 from deploy.localstack.node_group import MB, NodeGroup, node_pids
 from deploy.localstack.processes import file_lock, pid_alive, wait_until
+from deploy.localstack.rabbit_cluster import RabbitCluster
 from deploy.localstack.server import Server
 
 CLUSTER_KINDS = ("rabbitmq", "mongodb", "elasticsearch")
@@ -40,10 +43,15 @@ class Cluster:
         self.size = size
         self.elasticsearch = ElasticsearchCluster(self.config, size)
         self.mongodb = MongoReplicaSet(self.config, size)
+        self.rabbitmq = RabbitCluster(self.config, size)
 
     def groups(self, only: list[str] | None = None) -> list[NodeGroup]:
         """The clusters in stack order (RabbitMQ, MongoDB, Elasticsearch), or those named in ``only``."""
-        by_kind: dict[str, NodeGroup] = {"mongodb": self.mongodb, "elasticsearch": self.elasticsearch}
+        by_kind: dict[str, NodeGroup] = {
+            "rabbitmq": self.rabbitmq,
+            "mongodb": self.mongodb,
+            "elasticsearch": self.elasticsearch,
+        }
         return [by_kind[kind] for kind in CLUSTER_KINDS if kind in by_kind and (only is None or kind in only)]
 
     # the services' environment ---------------------------------------------------------------
@@ -57,6 +65,8 @@ class Cluster:
         return {
             "ELASTICSEARCH_URL": ",".join(self.elasticsearch.urls),
             "MONGODB_URL": self.mongodb.url,
+            "AMQP_URL": ",".join(self.rabbitmq.urls(self.config.amqp_user, self.config.amqp_password)),
+            "AMQP_QUEUE_TYPE": "quorum",
             "ELASTICSEARCH_REPLICAS": "1",
         }
 
