@@ -41,14 +41,19 @@ lock: install
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
 		-o requirements.lock
 
+# CLUSTER=3: cluster mode, three-node RabbitMQ, MongoDB and Elasticsearch clusters beside the single-node
+# stack (environment in .local/cluster.env); a plain `make down` stops both, `make down CLUSTER=3` the clusters.
+CLUSTER ?=
+CLUSTER_ARGS := $(if $(CLUSTER),--cluster $(CLUSTER))
+
 up: install
-	$(PY) -m deploy.localstack up
+	$(PY) -m deploy.localstack up $(CLUSTER_ARGS)
 
 down:
-	@if [ -x $(PY) ]; then $(PY) -m deploy.localstack down; else echo "nothing to stop (no $(VENV))"; fi
+	@if [ -x $(PY) ]; then $(PY) -m deploy.localstack down $(CLUSTER_ARGS); else echo "nothing to stop (no $(VENV))"; fi
 
 status: install
-	$(PY) -m deploy.localstack status
+	$(PY) -m deploy.localstack status $(CLUSTER_ARGS)
 
 run: up
 	@./deploy/run.sh
