@@ -9,6 +9,8 @@ from aiohttp import web
 from aiohttp.log import access_logger as aiohttp_access_logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from services.common.topology import QueueMismatchError
+
 # A readiness check returns (ok, detail); detail is shown in /readyz.
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
 
@@ -61,7 +63,8 @@ def run_service(
     reuse_port: bool = False,
     access_log: bool = True,
 ) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM; a port that cannot be bound is one clear line, not a traceback.
+    """Serve ``app`` until SIGINT/SIGTERM; a port that cannot be bound, or a queue RabbitMQ holds with
+    other arguments (``QueueMismatchError``, raised at start), is one clear line, not a traceback.
 
     ``reuse_port``: share the port with other processes (SO_REUSEPORT). ``access_log`` False: no
     access logger at all, rather than aiohttp's (whose lines the logging setup filters out).
@@ -79,3 +82,5 @@ def run_service(
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise SystemExit(f"tubewatch: cannot listen on {host}:{port} (set {port_variable}): {reason}") from None
+    except QueueMismatchError as exc:
+        raise SystemExit(f"tubewatch: {exc}") from None

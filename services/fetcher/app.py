@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
@@ -36,7 +36,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.common.clients import SERVICE_MONGO_TIMEOUT_MS, MongoClient, open_amqp, open_mongo
 from services.common.service_app import add_readiness_check, add_service_routes
 from services.common.sources import SeedRequest, seed_from_environment
-from services.common.topology import QueueNames
+from services.common.topology import QueueNames, declare_at_start, declare_index_queue
 from services.fetcher.budget import Budget, BudgetPlanner, PlanBounds
 from services.fetcher.channel_delivery import ChannelDelivery
 from services.fetcher.channel_roster import ChannelRoster, config_digest
@@ -61,7 +61,7 @@ from services.fetcher.units_budget import UnitsBudget, UnitsGate, UnitsPlanner
 from services.fetcher.walk import Walker
 from services.fetcher.websub_confirm import KnownSink, PushConfirmer
 from services.fetcher.websub_leader import WebSubLeaderWork
-from services.fetcher.websub_notices import NoticeForwarder, notice_queue_name
+from services.fetcher.websub_notices import NoticeForwarder, declare_notice_queue, notice_queue_name
 from services.fetcher.websub_routes import CLIENT_MAX_SIZE, LIMITS, RECEIVER, PushReceiver, add_push_routes
 from services.fetcher.websub_store import WebSubStore
 from services.fetcher.websub_subscriptions import WebSubSubscriptions
@@ -92,7 +92,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     add_service_routes(app, registry)
     if settings.websub_callback_url is not None:
         add_push_routes(app)
-    app.cleanup_ctx.extend([_http_ctx, _mongo_ctx, _amqp_ctx, _poller_ctx(registry)])
+    # RabbitMQ first: its declarations may refuse the start (_amqp_ctx).
+    app.cleanup_ctx.extend([_amqp_ctx, _http_ctx, _mongo_ctx, _poller_ctx(registry)])
     add_readiness_check(app, "mongodb", lambda: _ping_mongo(app))
     add_readiness_check(app, "rabbitmq", lambda: _amqp_state(app))
     add_readiness_check(app, "poller", lambda: _poller_state(app))
@@ -113,7 +114,18 @@ async def _mongo_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _amqp_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with open_amqp(app[SETTINGS].amqp_url, "fetcher") as connection:
+    settings = app[SETTINGS]
+    names = QueueNames(settings.amqp_exchange, settings.amqp_queue, settings.amqp_queue_type)
+
+    async def declare(channel: AbstractChannel) -> None:
+        await declare_index_queue(channel, names)
+        if settings.websub_callback_url is not None:
+            await declare_notice_queue(channel, notice_queue_name(settings.amqp_exchange), settings.amqp_queue_type)
+
+    async with open_amqp(settings.amqp_url, "fetcher") as connection:
+        # At start, before any other client opens: a queue RabbitMQ holds with another type
+        # (AMQP_QUEUE_TYPE changed) stops the start with one line.
+        await declare_at_start(connection, declare)
         app[AMQP] = connection
         yield
 
@@ -252,7 +264,11 @@ def _build(
             max_confirms_per_hour=settings.websub_max_confirms_per_channel_hour,
         )
         push_work = WebSubLeaderWork(
-            amqp=websub.amqp, queue_name=websub.queue_name, subscriptions=subscriptions, confirmer=confirmer
+            amqp=websub.amqp,
+            queue_name=websub.queue_name,
+            subscriptions=subscriptions,
+            confirmer=confirmer,
+            queue_type=settings.amqp_queue_type,
         )
     channel_scheduler = Scheduler(
         clock=clock,
@@ -292,7 +308,9 @@ def _poller_ctx(registry: CollectorRegistry) -> Any:
         store = FetcherStore(app[MONGO][settings.mongodb_database])
         await store.ensure_indexes()
         channel = await app[AMQP].channel(publisher_confirms=True)
-        publisher = await VideoPublisher.declare(channel, QueueNames(settings.amqp_exchange, settings.amqp_queue))
+        publisher = await VideoPublisher.declare(
+            channel, QueueNames(settings.amqp_exchange, settings.amqp_queue, settings.amqp_queue_type)
+        )
         client = YouTubeClient(app[HTTP], settings.youtube_api_url, settings.youtube_request_timeout_seconds)
         metrics = FetcherMetrics(registry)
         db = app[MONGO][settings.mongodb_database]
@@ -311,7 +329,7 @@ def _poller_ctx(registry: CollectorRegistry) -> Any:
             forwarding = await app[AMQP].channel(publisher_confirms=True)
             app[RECEIVER] = PushReceiver(
                 store=websub_store,
-                forwarder=await NoticeForwarder.declare(forwarding, queue_name),
+                forwarder=await NoticeForwarder.declare(forwarding, queue_name, settings.amqp_queue_type),
                 clock=app[CLOCK],
                 metrics=metrics,
             )

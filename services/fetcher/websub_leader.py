@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from aio_pika.abc import AbstractRobustConnection
 
+from services.common.topology import QueueType
 from services.fetcher.leader import Role
 from services.fetcher.lease import LeaseLostError
 from services.fetcher.websub_confirm import BATCH_SIZE, PushConfirmer
@@ -35,9 +36,11 @@ class WebSubLeaderWork:
         queue_name: str,
         subscriptions: WebSubSubscriptions,
         confirmer: PushConfirmer,
+        queue_type: QueueType = "classic",
     ) -> None:
         self._amqp = amqp
         self._queue_name = queue_name
+        self._queue_type = queue_type
         self.subscriptions = subscriptions
         self.confirmer = confirmer
         self._task: asyncio.Task[None] | None = None
@@ -85,6 +88,7 @@ class WebSubLeaderWork:
             self.confirmer.handle,
             batch_ids=BATCH_SIZE,
             requeue_on=(LeaseLostError,),
+            queue_type=self._queue_type,
         )
         try:
             await consumer.run()

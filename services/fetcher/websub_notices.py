@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from services.common.events import CHANNEL_ID_PATTERN, VIDEO_ID_PATTERN
+from services.common.topology import QueueType, declare_durable_queue
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +53,13 @@ class PushNotice(BaseModel):
     received_at: AwareDatetime
 
 
-async def declare_notice_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
+async def declare_notice_queue(channel: AbstractChannel, name: str, queue_type: QueueType = "classic") -> AbstractQueue:
     """The durable notice queue and its dead-letter exchange and queue (``<name>.dead``)."""
     dead = f"{name}.dead"
     dead_exchange = await channel.declare_exchange(dead, aio_pika.ExchangeType.FANOUT, durable=True)
-    dead_queue = await channel.declare_queue(dead, durable=True)
+    dead_queue = await declare_durable_queue(channel, dead, queue_type)
     await dead_queue.bind(dead_exchange)
-    return await channel.declare_queue(name, durable=True, arguments={"x-dead-letter-exchange": dead})
+    return await declare_durable_queue(channel, name, queue_type, dead_letter_exchange=dead)
 
 
 class NoticeForwarder:
@@ -69,8 +70,10 @@ class NoticeForwarder:
         self._queue_name = queue_name
 
     @classmethod
-    async def declare(cls, channel: AbstractChannel, queue_name: str) -> NoticeForwarder:
-        await declare_notice_queue(channel, queue_name)
+    async def declare(
+        cls, channel: AbstractChannel, queue_name: str, queue_type: QueueType = "classic"
+    ) -> NoticeForwarder:
+        await declare_notice_queue(channel, queue_name, queue_type)
         return cls(channel, queue_name)
 
     async def forward(self, notice: PushNotice) -> None:
@@ -101,9 +104,11 @@ class NoticeConsumer:
         *,
         batch_ids: int,
         requeue_on: tuple[type[BaseException], ...],
+        queue_type: QueueType = "classic",
     ) -> None:
         self._channel = channel
         self._queue_name = queue_name
+        self._queue_type = queue_type
         self._handler = handler
         self._batch_ids = batch_ids
         self._requeue_on = requeue_on
@@ -112,7 +117,7 @@ class NoticeConsumer:
     async def run(self) -> None:
         """Consume until cancelled, or until a batch raised a ``requeue_on`` error (re-raised)."""
         await self._channel.set_qos(prefetch_count=PREFETCH)
-        queue = await declare_notice_queue(self._channel, self._queue_name)
+        queue = await declare_notice_queue(self._channel, self._queue_name, self._queue_type)
         tag = await queue.consume(self._inbox.put)
         try:
             while True:

@@ -23,6 +23,7 @@ from services.common.clients import (
     open_mongo,
 )
 from services.common.service_app import add_readiness_check, add_service_routes
+from services.common.topology import QueueNames, declare_at_start, declare_index_queue
 from services.indexer.attribution import QueryAttribution
 from services.indexer.consumer import BatchIndexer
 from services.indexer.metrics import IndexerMetrics
@@ -47,7 +48,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     registry = CollectorRegistry()
     add_service_routes(app, registry)
-    app.cleanup_ctx.extend([_mongo_ctx, _elasticsearch_ctx, _amqp_ctx, _indexer_ctx(registry)])
+    # RabbitMQ first: its declarations may refuse the start (_amqp_ctx).
+    app.cleanup_ctx.extend([_amqp_ctx, _mongo_ctx, _elasticsearch_ctx, _indexer_ctx(registry)])
     add_readiness_check(app, "mongodb", lambda: _ping_mongo(app))
     add_readiness_check(app, "elasticsearch", lambda: _ping_elasticsearch(app))
     add_readiness_check(app, "consumer", lambda: _consumer_state(app))
@@ -67,7 +69,12 @@ async def _elasticsearch_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _amqp_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with open_amqp(app[SETTINGS].amqp_url, connection_name="indexer") as connection:
+    settings = app[SETTINGS]
+    names = QueueNames(settings.amqp_exchange, settings.amqp_queue, settings.amqp_queue_type)
+    async with open_amqp(settings.amqp_url, connection_name="indexer") as connection:
+        # At start, not only once the stores are ready (the consumer declares again then): a queue
+        # RabbitMQ holds with another type (AMQP_QUEUE_TYPE changed) stops the start with one line.
+        await declare_at_start(connection, lambda channel: declare_index_queue(channel, names))
         app[AMQP] = connection
         yield
 

@@ -56,7 +56,7 @@ class BatchIndexer:
         self._settings = settings
         self._writer = writer
         self._metrics = metrics
-        self.names = QueueNames(settings.amqp_exchange, settings.amqp_queue)
+        self.names = QueueNames(settings.amqp_exchange, settings.amqp_queue, settings.amqp_queue_type)
         self._stopping = asyncio.Event()
         self._inbox = Inbox(self._stopping)
         self._slots = asyncio.Semaphore(settings.index_concurrency)

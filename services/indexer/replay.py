@@ -15,6 +15,7 @@ from typing import TextIO
 
 import aio_pika
 
+from services.common.clients import connect_amqp
 from services.common.dead_letter_replay import DeadLetterHeaders, ReplayReport, replay_queue
 from services.common.topology import QueueNames, declare_index_queue
 from services.indexer.settings import Settings
@@ -29,8 +30,8 @@ INDEX_DEAD_LETTERS = DeadLetterHeaders(
 
 async def replay_dead(settings: Settings, *, dry_run: bool, limit: int | None, out: TextIO) -> ReplayReport:
     """Replay (or list, with ``dry_run``) up to ``limit`` dead letters; one JSON line each on ``out``."""
-    names = QueueNames(settings.amqp_exchange, settings.amqp_queue)
-    connection = await aio_pika.connect(settings.amqp_url, client_properties={"connection_name": "indexer-replay"})
+    names = QueueNames(settings.amqp_exchange, settings.amqp_queue, settings.amqp_queue_type)
+    connection = await connect_amqp(settings.amqp_url, "indexer-replay")
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         await declare_index_queue(channel, names)

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
                 dry_run=args.dry_run,
                 limit=args.limit,
                 out=sys.stdout,
+                queue_type=settings.amqp_queue_type,
             )
         )
     else:

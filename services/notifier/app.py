@@ -25,6 +25,7 @@ from services.common.clients import (
     open_mongo,
 )
 from services.common.service_app import add_readiness_check, add_service_routes
+from services.common.topology import QueueNames, declare_at_start, declare_stored_queue
 from services.notifier.deliveries import DeliveryPublisher, DeliveryWorker, declare_delivery_topology
 from services.notifier.match_store import MatchStore
 from services.notifier.matching import StoredEventMatcher
@@ -56,7 +57,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     registry = CollectorRegistry()
     add_service_routes(app, registry)
-    app.cleanup_ctx.extend([_mongo_ctx, _elasticsearch_ctx, _amqp_ctx, _notifier_ctx(registry)])
+    # RabbitMQ first: its declarations may refuse the start (_amqp_ctx).
+    app.cleanup_ctx.extend([_amqp_ctx, _mongo_ctx, _elasticsearch_ctx, _notifier_ctx(registry)])
     add_readiness_check(app, "mongodb", lambda: _ping_mongo(app))
     add_readiness_check(app, "elasticsearch", lambda: _ping_elasticsearch(app))
     add_readiness_check(app, "saved_searches", lambda: _sync_state(app))
@@ -78,7 +80,20 @@ async def _elasticsearch_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _amqp_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with open_amqp(app[SETTINGS].amqp_url, connection_name="notifier") as connection:
+    settings = app[SETTINGS]
+    names = QueueNames(settings.amqp_exchange, settings.amqp_queue, settings.amqp_queue_type)
+
+    async def declare(channel: AbstractChannel) -> None:
+        await declare_stored_queue(channel, names, settings.notifier_queue)
+        await declare_delivery_topology(
+            channel, settings.delivery_queue_prefix, settings.retry_policy.delays_ms, settings.amqp_queue_type
+        )
+
+    async with open_amqp(settings.amqp_url, connection_name="notifier") as connection:
+        # Every queue of the notifier, at start, though its consumers declare theirs again when they
+        # start: a queue RabbitMQ holds with another type (AMQP_QUEUE_TYPE changed) stops the start
+        # with one line.
+        await declare_at_start(connection, declare)
         app[AMQP] = connection
         yield
 
@@ -94,7 +109,11 @@ def _notifier_ctx(registry: CollectorRegistry) -> Callable[[web.Application], As
         matches = MatchStore(db)
         # Deliveries are published on a channel of their own (publisher confirms, aio-pika's default).
         publish_channel = await app[AMQP].channel()
-        publisher = DeliveryPublisher(await declare_delivery_topology(publish_channel, settings.delivery_queue_prefix))
+        publisher = DeliveryPublisher(
+            await declare_delivery_topology(
+                publish_channel, settings.delivery_queue_prefix, queue_type=settings.amqp_queue_type
+            )
+        )
         matcher = StoredEventMatcher(
             db=db, percolator=percolator, sync=sync, matches=matches, deliveries=publisher, metrics=metrics
         )
@@ -103,7 +122,14 @@ def _notifier_ctx(registry: CollectorRegistry) -> Callable[[web.Application], As
         consume_channel = await app[AMQP].channel()
         # The webhook deliveries: their own channel, as their prefetch is their own.
         worker_channel = await app[AMQP].channel()
-        worker = DeliveryWorker(worker_channel, db, settings, settings.webhook_allow_hosts, DeliveryMetrics(registry))
+        worker = DeliveryWorker(
+            worker_channel,
+            db,
+            settings,
+            settings.webhook_allow_hosts,
+            DeliveryMetrics(registry),
+            queue_type=settings.amqp_queue_type,
+        )
         app[WORKER] = worker
         worker_task = asyncio.create_task(worker.run(), name="deliveries")
         sync_task = asyncio.create_task(sync.run(), name="saved-searches-sync")

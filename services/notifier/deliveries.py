@@ -33,6 +33,7 @@ from services.common.catalogue import REMOVED_AT_FIELD, VIDEOS_COLLECTION
 from services.common.dead_letter_replay import BROKER_DEATH_HEADERS
 from services.common.saved_searches import SavedSearch, get_saved_search, pause_webhook, signing_secrets
 from services.common.timefmt import utc_now
+from services.common.topology import QueueType, declare_durable_queue
 from services.common.webhook_target import Resolver, system_resolver
 from services.notifier.metrics import DeliveryMetrics
 from services.notifier.webhook_sender import Outcome, WebhookSender, host_key
@@ -129,7 +130,7 @@ class DeliveryTopology:
 
 
 async def declare_delivery_topology(
-    channel: AbstractChannel, prefix: str, delays_ms: Sequence[int] = ()
+    channel: AbstractChannel, prefix: str, delays_ms: Sequence[int] = (), queue_type: QueueType = "classic"
 ) -> DeliveryTopology:
     """Declare the exchange, work queue, dead-letter exchange and queue, and a delay queue per wait.
 
@@ -138,21 +139,21 @@ async def declare_delivery_topology(
     names = DeliveryQueueNames(prefix)
     exchange = await channel.declare_exchange(names.exchange, aio_pika.ExchangeType.DIRECT, durable=True)
     dead_exchange = await channel.declare_exchange(names.dead_exchange, aio_pika.ExchangeType.FANOUT, durable=True)
-    dead_queue = await channel.declare_queue(names.dead_queue, durable=True)
+    dead_queue = await declare_durable_queue(channel, names.dead_queue, queue_type)
     await dead_queue.bind(dead_exchange)
-    work_queue = await channel.declare_queue(
-        names.work_queue, durable=True, arguments={"x-dead-letter-exchange": names.dead_exchange}
+    work_queue = await declare_durable_queue(
+        channel, names.work_queue, queue_type, dead_letter_exchange=names.dead_exchange
     )
     await work_queue.bind(exchange, routing_key=WORK_ROUTING_KEY)
     for delay_ms in delays_ms:
-        delay_queue = await channel.declare_queue(
+        # A delay queue dead-letters each message back to the work queue when its TTL ends.
+        delay_queue = await declare_durable_queue(
+            channel,
             names.delay_queue(delay_ms),
-            durable=True,
-            arguments={
-                "x-message-ttl": delay_ms,
-                "x-dead-letter-exchange": names.exchange,
-                "x-dead-letter-routing-key": WORK_ROUTING_KEY,
-            },
+            queue_type,
+            message_ttl_ms=delay_ms,
+            dead_letter_exchange=names.exchange,
+            dead_letter_routing_key=WORK_ROUTING_KEY,
         )
         await delay_queue.bind(exchange, routing_key=names.delay_routing_key(delay_ms))
     return DeliveryTopology(names, exchange, dead_exchange, work_queue, tuple(delays_ms))
@@ -210,9 +211,11 @@ class DeliveryWorker:
         *,
         resolver: Resolver = system_resolver,
         prefetch: int = PREFETCH,
+        queue_type: QueueType = "classic",
     ) -> None:
         self._channel = channel
         self._db = db
+        self._queue_type = queue_type
         self._settings = settings
         self._policy = settings.retry_policy
         self._metrics = metrics
@@ -235,7 +238,10 @@ class DeliveryWorker:
         self._running = True
         try:
             self._topology = await declare_delivery_topology(
-                self._channel, self._settings.delivery_queue_prefix, self._policy.delays_ms
+                self._channel,
+                self._settings.delivery_queue_prefix,
+                self._policy.delays_ms,
+                self._queue_type,
             )
             await self._channel.set_qos(prefetch_count=self._prefetch)
             await self._sender.start()

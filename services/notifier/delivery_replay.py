@@ -15,7 +15,9 @@ from typing import TextIO
 
 import aio_pika
 
+from services.common.clients import connect_amqp
 from services.common.dead_letter_replay import DeadLetterHeaders, ReplayReport, replay_queue
+from services.common.topology import QueueType
 from services.notifier.deliveries import (
     ATTEMPTS_HEADER,
     DEAD_REASON_HEADER,
@@ -36,16 +38,22 @@ DELIVERY_DEAD_LETTERS = DeadLetterHeaders(
 
 
 async def replay_dead(
-    amqp_url: str, queue_prefix: str, *, dry_run: bool, limit: int | None, out: TextIO
+    amqp_url: str,
+    queue_prefix: str,
+    *,
+    dry_run: bool,
+    limit: int | None,
+    out: TextIO,
+    queue_type: QueueType = "classic",
 ) -> ReplayReport:
     """Replay (or list, with ``dry_run``) up to ``limit`` dead deliveries of DELIVERY_QUEUE_PREFIX ``queue_prefix``.
 
     One JSON line each on ``out``.
     """
-    connection = await aio_pika.connect(amqp_url, client_properties={"connection_name": "notifier-replay"})
+    connection = await connect_amqp(amqp_url, "notifier-replay")
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        topology = await declare_delivery_topology(channel, queue_prefix)
+        topology = await declare_delivery_topology(channel, queue_prefix, queue_type=queue_type)
         dead_queue = await channel.declare_queue(topology.names.dead_queue, durable=True, passive=True)
 
         async def to_work_queue(message: aio_pika.Message) -> None:

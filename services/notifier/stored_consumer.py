@@ -38,7 +38,7 @@ class StoredEventConsumer:
         self._settings = settings
         self._matcher = matcher
         self._metrics = metrics
-        self.names = QueueNames(settings.amqp_exchange, settings.amqp_queue)
+        self.names = QueueNames(settings.amqp_exchange, settings.amqp_queue, settings.amqp_queue_type)
         self.queue_name = settings.notifier_queue
         deliveries = DeliveryQueueNames(settings.delivery_queue_prefix)
         # The gauges' queues: stored events (the matching's lag) and deliveries (the webhooks' lag),
