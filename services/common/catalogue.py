@@ -56,7 +56,9 @@ INDEX_SORT: dict[str, Any] = {"sort.field": ["published_at", "video_id"], "sort.
 SEARCH_INDEX_SETTINGS: dict[str, Any] = {
     **INDEX_SORT,
     "number_of_shards": 1,
-    # One node: a replica could never be allocated and would keep the cluster yellow.
+    # What an index gets without a replica count (create_search_index's ``replicas``, from
+    # ELASTICSEARCH_REPLICAS): on one node a replica could never be allocated and would keep the
+    # cluster yellow.
     "number_of_replicas": 0,
     "analysis": {
         "filter": {
@@ -223,14 +225,16 @@ async def ensure_text_index(db: AsyncDatabase[dict[str, Any]]) -> bool:
 
 
 async def create_search_index(
-    es: AsyncElasticsearch, index: str, *, alias: str | None = None, bulk_loading: bool = False
+    es: AsyncElasticsearch, index: str, *, alias: str | None = None, bulk_loading: bool = False, replicas: int = 0
 ) -> None:
     """Create ``index`` with the catalogue's settings and mapping (and, atomically, ``alias`` on it).
 
     ``bulk_loading`` turns refresh off and makes the translog asynchronous: right for a reindex that
     fills the index before anyone reads it; ``finish_bulk_loading`` restores the defaults.
+    ``replicas``: its number_of_replicas (ELASTICSEARCH_REPLICAS), from the start even for a bulk
+    load, so the index is never held by one node only once the alias points to it.
     """
-    settings = dict(SEARCH_INDEX_SETTINGS)
+    settings = dict(SEARCH_INDEX_SETTINGS) | {"number_of_replicas": replicas}
     if bulk_loading:
         settings |= _BULK_LOADING_SETTINGS
     await es.indices.create(
@@ -262,10 +266,22 @@ async def add_fields_in_place(es: AsyncElasticsearch, index: str) -> None:
     await es.indices.put_mapping(index=index, properties={name: properties[name] for name in FIELDS_ADDED_IN_PLACE})
 
 
-async def ensure_search_index(es: AsyncElasticsearch, alias: str) -> str:
+async def set_replicas(es: AsyncElasticsearch, index: str, replicas: int) -> bool:
+    """Give ``index`` ``replicas`` replicas when it has another number (a dynamic setting: Elasticsearch
+    allocates or drops the copies in the background); True when it changed it."""
+    found = await es.indices.get_settings(index=index, name="index.number_of_replicas")
+    current = {int(body["settings"]["index"]["number_of_replicas"]) for body in found.body.values()}
+    if current == {replicas}:
+        return False
+    await es.indices.put_settings(index=index, settings={"index.number_of_replicas": replicas})
+    return True
+
+
+async def ensure_search_index(es: AsyncElasticsearch, alias: str, replicas: int = 0) -> str:
     """Create the versioned index behind ``alias`` when the alias does not exist yet.
 
-    Returns the name of the index the alias writes to, whose mapping then has ``FIELDS_ADDED_IN_PLACE``.
+    Returns the name of the index the alias writes to, whose mapping then has ``FIELDS_ADDED_IN_PLACE``
+    and which has ``replicas`` replicas (an existing index is given them).
     Safe when several indexers start together: the index and its alias are created in one request, and
     the loser of that race (Elasticsearch answers ``resource_already_exists_exception``) simply uses the
     winner's index.
@@ -273,10 +289,11 @@ async def ensure_search_index(es: AsyncElasticsearch, alias: str) -> str:
     current = await alias_indexes(es, alias)
     if current:
         await add_fields_in_place(es, current[0])
+        await set_replicas(es, current[0], replicas)
         return current[0]
     index = versioned_index_name(alias)
     try:
-        await create_search_index(es, index, alias=alias)
+        await create_search_index(es, index, alias=alias, replicas=replicas)
     except BadRequestError as exc:
         if exc.error != "resource_already_exists_exception":
             raise

@@ -95,6 +95,7 @@ def _indexer_ctx(registry: CollectorRegistry) -> Callable[[web.Application], Asy
                 search_queries=settings.search_queries,
                 window=timedelta(days=settings.auto_follow_window_days),
                 batch_size=settings.index_batch_size,
+                replicas=settings.elasticsearch_replica_count,
             )
         )
         writer = VideoWriter(

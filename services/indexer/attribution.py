@@ -64,6 +64,7 @@ class QueryAttribution:
         search_queries: Sequence[str],
         window: timedelta,
         batch_size: int = 500,
+        replicas: int = 0,
     ) -> None:
         self._db = db
         self._es = es
@@ -71,7 +72,7 @@ class QueryAttribution:
         self._search_queries = list(search_queries)
         self._window = window
         self._batch_size = batch_size
-        self.percolator = QueryPercolator(es, alias)
+        self.percolator = QueryPercolator(es, alias, replicas)
         self.queries: list[str] = []
         self._backfills: set[asyncio.Task[int]] = set()
         # Queries whose backward attribution failed: tried again at the next reload.

@@ -30,6 +30,7 @@ from services.common.catalogue import (
     alias_indexes,
     percolator_alias,
     percolator_index_body,
+    set_replicas,
 )
 from services.common.video_query import text_query
 from services.indexer.reindex import swap_alias
@@ -57,10 +58,13 @@ def percolator_fingerprint(settings: Mapping[str, Any], mappings: Mapping[str, A
 
 
 class QueryPercolator:
-    def __init__(self, es: AsyncElasticsearch, catalogue_alias: str) -> None:
+    def __init__(self, es: AsyncElasticsearch, catalogue_alias: str, replicas: int = 0) -> None:
         self._es = es
         self._catalogue_alias = catalogue_alias
         self.alias = percolator_alias(catalogue_alias)
+        # ELASTICSEARCH_REPLICAS: given at creation, and once per process to an existing index.
+        self._replicas = replicas
+        self._replicas_set = False
 
     async def sync(self, queries: Sequence[str]) -> list[str]:
         """Make the percolator index current and hold exactly ``queries``; returns those it did not
@@ -77,6 +81,9 @@ class QueryPercolator:
             logger.info(
                 "percolator index built", extra={"alias": self.alias, "index": index, "previous": ",".join(old)}
             )
+        elif not self._replicas_set:
+            await set_replicas(self._es, index, self._replicas)
+        self._replicas_set = True
         held = await self._held(index)
         wanted = list(dict.fromkeys(queries))
         operations: list[dict[str, Any]] = []
@@ -127,8 +134,12 @@ class QueryPercolator:
         return f"{self.alias}-{percolator_fingerprint(settings, mappings)}", settings, mappings
 
     async def _create(self, index: str, settings: dict[str, Any], mappings: dict[str, Any]) -> None:
+        # With ELASTICSEARCH_REPLICAS, not the body's 0: the fingerprint reads the body, and the
+        # replica count decides no match, so a changed count rebuilds nothing.
         try:
-            await self._es.indices.create(index=index, settings=settings, mappings=mappings)
+            await self._es.indices.create(
+                index=index, settings=settings | {"number_of_replicas": self._replicas}, mappings=mappings
+            )
         except BadRequestError as exc:
             if exc.error != "resource_already_exists_exception":
                 raise  # else: created by an indexer starting at the same time

@@ -109,7 +109,7 @@ async def reindex(
     skew = timedelta(seconds=settings.reindex_clock_skew_seconds)
     # The backfill finds its videos through an index of the current catalogue.
     await ensure_mongo_indexes(db)
-    await create_search_index(es, new_index, bulk_loading=True)
+    await create_search_index(es, new_index, bulk_loading=True, replicas=settings.elasticsearch_replica_count)
     logger.info("reindex started", extra={"alias": alias, "index": new_index})
     try:
         await complete_found_by(db, settings.reindex_batch_size)

@@ -54,6 +54,7 @@ from services.common.catalogue import (
     ensure_search_index,
     ensure_text_index,
     index_version,
+    set_replicas,
 )
 from services.common.timefmt import utc_now
 from services.indexer.es_bulk import bulk_index
@@ -163,6 +164,7 @@ class CatalogueUpgrade:
                 waiting_logged = True
             await asyncio.sleep(_WAIT_POLL_SECONDS)
         await add_fields_in_place(self._es, index)
+        await set_replicas(self._es, index, self._settings.elasticsearch_replica_count)
         await self._delete_leftovers(index)
         await self._repair_stragglers()
 
@@ -208,7 +210,9 @@ class CatalogueUpgrade:
 
     async def _write_index(self) -> str:
         current = await alias_indexes(self._es, self._alias)
-        return current[0] if current else await ensure_search_index(self._es, self._alias)
+        if current:
+            return current[0]
+        return await ensure_search_index(self._es, self._alias, self._settings.elasticsearch_replica_count)
 
     async def _reindex_unless_done(self) -> None:
         index = await self._write_index()

@@ -103,7 +103,9 @@ def _notifier_ctx(registry: CollectorRegistry) -> Callable[[web.Application], As
         settings = app[SETTINGS]
         metrics = NotifierMetrics(registry)
         db = app[MONGO][settings.mongodb_database]
-        percolator = SavedSearchPercolator(app[ELASTICSEARCH], settings.elasticsearch_index)
+        percolator = SavedSearchPercolator(
+            app[ELASTICSEARCH], settings.elasticsearch_index, settings.elasticsearch_replica_count
+        )
         sync = SavedSearchSync(db, percolator, metrics)
         app[SYNC] = sync
         matches = MatchStore(db)

@@ -27,7 +27,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
-from services.common.catalogue import alias_indexes, whole_word_mappings
+from services.common.catalogue import alias_indexes, set_replicas, whole_word_mappings
 from services.common.saved_searches import SavedSearch
 from services.common.timefmt import format_rfc3339, parse_rfc3339
 from services.common.video_filters import VideoFilters
@@ -142,10 +142,13 @@ class SearchHit:
 
 
 class SavedSearchPercolator:
-    def __init__(self, es: AsyncElasticsearch, catalogue_alias: str) -> None:
+    def __init__(self, es: AsyncElasticsearch, catalogue_alias: str, replicas: int = 0) -> None:
         self._es = es
         self._catalogue_alias = catalogue_alias
         self.alias = saved_searches_alias(catalogue_alias)
+        # ELASTICSEARCH_REPLICAS: given at creation, and once per process to an existing index.
+        self._replicas = replicas
+        self._replicas_set = False
         # What the current index holds (id -> rev), known since this process last read or built it.
         self._index: str | None = None
         self._held: dict[str, int] = {}
@@ -165,6 +168,9 @@ class SavedSearchPercolator:
         rebuilt = previous != [index]
         if rebuilt:
             await self._create(index, settings, mappings)
+        elif not self._replicas_set:
+            await set_replicas(self._es, index, self._replicas)
+        self._replicas_set = True
         if rebuilt or self._index != index:
             self._held = await self._read_held(index)
         self._index = index
@@ -214,8 +220,12 @@ class SavedSearchPercolator:
         return f"{self.alias}-{fingerprint(settings, mappings)}", settings, mappings
 
     async def _create(self, index: str, settings: dict[str, Any], mappings: dict[str, Any]) -> None:
+        # With ELASTICSEARCH_REPLICAS, not the body's 0: the fingerprint reads the body, and the
+        # replica count decides no match, so a changed count rebuilds nothing.
         try:
-            await self._es.indices.create(index=index, settings=settings, mappings=mappings)
+            await self._es.indices.create(
+                index=index, settings=settings | {"number_of_replicas": self._replicas}, mappings=mappings
+            )
         except BadRequestError as exc:
             if exc.error != "resource_already_exists_exception":
                 raise  # else: created by a notifier starting at the same time
