@@ -26,12 +26,17 @@ from services.common.clients import (
 )
 from services.common.service_app import add_readiness_check, add_service_routes
 from services.common.topology import QueueNames, declare_at_start, declare_stored_queue
-from services.notifier.deliveries import DeliveryPublisher, DeliveryWorker, declare_delivery_topology
+from services.notifier.deliveries import (
+    PUBLISH_CHANNELS,
+    DeliveryPublisher,
+    DeliveryWorker,
+    declare_delivery_topology,
+)
 from services.notifier.match_store import MatchStore
 from services.notifier.matching import StoredEventMatcher
 from services.notifier.metrics import DeliveryMetrics, NotifierMetrics
 from services.notifier.saved_search_index import SavedSearchPercolator
-from services.notifier.saved_search_sync import SavedSearchSync
+from services.notifier.saved_search_sync import SavedSearchSync, SyncedSavedSearches
 from services.notifier.settings import Settings
 from services.notifier.stored_consumer import StoredEventConsumer
 
@@ -111,10 +116,11 @@ def _notifier_ctx(registry: CollectorRegistry) -> Callable[[web.Application], As
         matches = MatchStore(db)
         # Deliveries are published on a channel of their own (publisher confirms, aio-pika's default).
         publish_channel = await app[AMQP].channel()
-        publisher = DeliveryPublisher(
+        publisher = await DeliveryPublisher.on_channels(
             await declare_delivery_topology(
                 publish_channel, settings.delivery_queue_prefix, queue_type=settings.amqp_queue_type
-            )
+            ),
+            [await app[AMQP].channel() for _ in range(PUBLISH_CHANNELS - 1)],
         )
         matcher = StoredEventMatcher(
             db=db, percolator=percolator, sync=sync, matches=matches, deliveries=publisher, metrics=metrics
@@ -131,6 +137,7 @@ def _notifier_ctx(registry: CollectorRegistry) -> Callable[[web.Application], As
             settings.webhook_allow_hosts,
             DeliveryMetrics(registry),
             queue_type=settings.amqp_queue_type,
+            saved_searches=SyncedSavedSearches(sync, db),
         )
         app[WORKER] = worker
         worker_task = asyncio.create_task(worker.run(), name="deliveries")

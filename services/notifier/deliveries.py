@@ -7,7 +7,8 @@ delay queue ``<prefix>.retry.<ms>ms`` whose TTL dead-letters it back to the work
 live in RabbitMQ, so a restart of the notifier loses none. A delivery given up on lands in the
 dead-letter queue ``<prefix>.dead`` (exchange ``<prefix>.dead``) with its reason in a header, for
 ``python -m services.notifier replay-dead``. ``DeliveryWorker`` consumes the work queue and settles
-each request by what its POST (services/notifier/webhook_sender.py) came to.
+each request by what its POST (services/notifier/webhook_sender.py) came to. A delivery held back
+because its host has too many in hand waits ``DEFER_MS`` in a delay queue of its own wait.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
@@ -49,6 +50,10 @@ LAST_ERROR_HEADER = "x-tubewatch-last-error"
 DEAD_REASON_HEADER = "x-tubewatch-dead-reason"
 # Deliveries one worker holds unacknowledged: what its hosts' slots and waits draw from.
 PREFETCH = 256
+# The channels a notifier publishes its delivery requests on.
+PUBLISH_CHANNELS = 8
+# The wait of a delivery held back because its host had too many in hand (no attempt counted).
+DEFER_MS = 1000
 # What a channel that died or closed raises when a message is published or settled on it.
 _CHANNEL_ERRORS = (AMQPError, ChannelInvalidStateError, RuntimeError, asyncio.TimeoutError)
 
@@ -134,9 +139,11 @@ async def declare_delivery_topology(
 ) -> DeliveryTopology:
     """Declare the exchange, work queue, dead-letter exchange and queue, and a delay queue per wait.
 
-    A publisher needs no delay queue (``delays_ms`` empty); the worker declares those of its policy.
+    A publisher needs no delay queue (``delays_ms`` empty); the worker declares those of its policy,
+    and the defer's (``DEFER_MS``) with them: one queue if a retry waits as long.
     """
     names = DeliveryQueueNames(prefix)
+    delays_ms = sorted({DEFER_MS, *delays_ms}) if delays_ms else []
     exchange = await channel.declare_exchange(names.exchange, aio_pika.ExchangeType.DIRECT, durable=True)
     dead_exchange = await channel.declare_exchange(names.dead_exchange, aio_pika.ExchangeType.FANOUT, durable=True)
     dead_queue = await declare_durable_queue(channel, names.dead_queue, queue_type)
@@ -162,17 +169,93 @@ async def declare_delivery_topology(
 class DeliveryPublisher:
     """Puts delivery requests on the work queue; ``publish`` returns once the broker confirmed them all.
 
-    The channel must have publisher confirms on (aio-pika's default).
+    Every channel must have publisher confirms on (aio-pika's default). One channel sends one message
+    per turn of the event loop (aiormq holds the channel's lock until its frames are written), so a
+    busy notifier spreads the requests over several channels (``on_channels``).
     """
 
-    def __init__(self, topology: DeliveryTopology) -> None:
-        self._exchange = topology.exchange
+    def __init__(self, topology: DeliveryTopology, more: Sequence[AbstractExchange] = ()) -> None:
+        self._exchanges = [topology.exchange, *more]
+
+    @classmethod
+    async def on_channels(cls, topology: DeliveryTopology, channels: Sequence[AbstractChannel]) -> DeliveryPublisher:
+        """Publishing on the topology's channel and on ``channels`` besides."""
+        name = topology.names.exchange
+        return cls(topology, [await channel.get_exchange(name, ensure=False) for channel in channels])
 
     async def publish(self, requests: Sequence[DeliveryRequest]) -> None:
         """Persistent and confirmed: raises if the broker refused any of them (publish them all again)."""
+        exchanges = self._exchanges
         await asyncio.gather(
-            *(self._exchange.publish(request.to_message(), routing_key=WORK_ROUTING_KEY) for request in requests)
+            *(
+                exchanges[n % len(exchanges)].publish(request.to_message(), routing_key=WORK_ROUTING_KEY)
+                for n, request in enumerate(requests)
+            )
         )
+
+
+class SavedSearchSource(Protocol):
+    async def get(self, saved_search_id: str) -> SavedSearch | None:
+        """The saved search (``None`` if it is deleted), as of the call or a moment before."""
+        ...
+
+    def changed(self, saved_search_id: str) -> None:
+        """The delivery worker wrote the saved search: the next lookups must see that write."""
+        ...
+
+
+class MongoSavedSearches:
+    """Each lookup a read of MongoDB."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._db = db
+
+    async def get(self, saved_search_id: str) -> SavedSearch | None:
+        return await get_saved_search(self._db, saved_search_id)
+
+    def changed(self, saved_search_id: str) -> None:
+        pass
+
+
+class RemovedVideos:
+    """Whether YouTube deleted a video, asked of MongoDB for many deliveries in one query.
+
+    The lookups made while a query runs are answered together by the next one, so each answer
+    comes from a query begun after it was asked, as a query of its own would.
+    """
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._videos = db[VIDEOS_COLLECTION]
+        self._asked: dict[str, list[asyncio.Future[bool]]] = {}
+        self._querying: asyncio.Task[None] | None = None
+
+    async def removed(self, video_id: str) -> bool:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._asked.setdefault(video_id, []).append(answer)
+        if self._querying is None or self._querying.done():
+            self._querying = asyncio.create_task(self._query(), name="removed-videos")
+        return await answer
+
+    async def _query(self) -> None:
+        while self._asked:
+            asked, self._asked = self._asked, {}
+            try:
+                removed = {
+                    doc["video_id"]
+                    async for doc in self._videos.find(
+                        {"video_id": {"$in": list(asked)}, REMOVED_AT_FIELD: {"$ne": None}}, {"_id": 0, "video_id": 1}
+                    )
+                }
+            except Exception as exc:
+                for answers in asked.values():
+                    for answer in answers:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                continue
+            for video_id, answers in asked.items():
+                for answer in answers:
+                    if not answer.done():
+                        answer.set_result(video_id in removed)
 
 
 def webhook_body(request: DeliveryRequest, saved_search: SavedSearch) -> bytes:
@@ -196,9 +279,11 @@ class DeliveryWorker:
     queued: a retry waiting hours must not post a removed video). Every copy is confirmed by the broker before
     the original is acked, so a crash in between can only repeat a delivery, never lose one.
 
-    A host with ``4 x WEBHOOK_CONCURRENCY_PER_HOST`` requests in hand gets its next ones deferred to
-    the shortest delay queue (no attempt counted), so a slow receiver cannot fill the prefetch
-    window the other hosts' deliveries need.
+    A host with ``4 x WEBHOOK_CONCURRENCY_PER_HOST`` requests in hand gets its next ones deferred for
+    ``DEFER_MS`` (no attempt counted), so a slow receiver cannot fill the prefetch window the other
+    hosts' deliveries need.
+
+    The saved searches come from ``saved_searches`` (the notifier's synced copy), MongoDB by default.
     """
 
     def __init__(
@@ -211,10 +296,13 @@ class DeliveryWorker:
         *,
         resolver: Resolver = system_resolver,
         prefetch: int = PREFETCH,
+        saved_searches: SavedSearchSource | None = None,
         queue_type: QueueType = "classic",
     ) -> None:
         self._channel = channel
         self._db = db
+        self._saved_searches = saved_searches or MongoSavedSearches(db)
+        self._removed_videos = RemovedVideos(db)
         self._queue_type = queue_type
         self._settings = settings
         self._policy = settings.retry_policy
@@ -289,7 +377,7 @@ class DeliveryWorker:
             await self._dead_letter(message, f"not a delivery request: {str(exc)[:500]}", "invalid")
             return
         log_extra = {"delivery_id": request.delivery_id, "saved_search_id": request.saved_search_id}
-        saved = await get_saved_search(self._db, request.saved_search_id)
+        saved = await self._saved_searches.get(request.saved_search_id)
         webhook = saved.webhook if saved is not None else None
         if saved is None or webhook is None or webhook.paused:
             why = "deleted" if saved is None else "no webhook" if webhook is None else "paused"
@@ -297,7 +385,7 @@ class DeliveryWorker:
             self._metrics.deliveries.labels("skipped").inc()
             await message.ack()
             return
-        if await self._removed(request.video_id):
+        if await self._removed_videos.removed(request.video_id):
             logger.info("delivery skipped: the video was removed", extra=log_extra | {"video_id": request.video_id})
             self._metrics.deliveries.labels("skipped").inc()
             await message.ack()
@@ -321,6 +409,7 @@ class DeliveryWorker:
         elif result.outcome is Outcome.GONE:
             reason = f"the receiver answered {result.detail} at {utc_now().isoformat(timespec='seconds')}"
             await pause_webhook(self._db, saved.id, reason)
+            self._saved_searches.changed(saved.id)
             logger.warning("webhook paused: its receiver answered 410 Gone", extra=log_extra)
             await message.ack()
             self._metrics.deliveries.labels("gone").inc()
@@ -328,12 +417,6 @@ class DeliveryWorker:
             await self._dead_letter(message, result.detail, result.cause, log_extra)
         else:
             await self._retry_or_give_up(message, result.detail, log_extra)
-
-    async def _removed(self, video_id: str) -> bool:
-        found = await self._db[VIDEOS_COLLECTION].find_one(
-            {"video_id": video_id, REMOVED_AT_FIELD: {"$ne": None}}, {"_id": 1}
-        )
-        return found is not None
 
     async def _retry_or_give_up(self, message: AbstractIncomingMessage, detail: str, log_extra: dict[str, Any]) -> None:
         headers = dict(message.headers or {})
@@ -359,9 +442,9 @@ class DeliveryWorker:
             self._metrics.retries_queued.labels(f"{delay_ms / 1000:g}s").inc()
 
     async def _defer(self, message: AbstractIncomingMessage) -> None:
-        """Back to RabbitMQ for the shortest wait, the attempts unchanged."""
+        """Back to RabbitMQ for ``DEFER_MS``, the attempts unchanged."""
         assert self._topology is not None
-        routing_key = self._topology.names.delay_routing_key(self._topology.delays_ms[0])
+        routing_key = self._topology.names.delay_routing_key(DEFER_MS)
         if await self._publish_copy(message, routing_key, dict(message.headers or {})):
             self._metrics.deliveries.labels("deferred").inc()
 

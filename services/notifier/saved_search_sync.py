@@ -11,19 +11,32 @@ backoff and everything is loaded again; the fingerprint check inside ``sync`` al
 start of the last load, or of the last wait on the stream that found no change. A stored event is
 percolated only once ``synced_through`` has passed its ``stored_at`` (``wait_synced``), so a saved
 search created just before a video was stored matches it, whichever arrives at the notifier first.
+
+The last load's saved searches also serve the webhook deliveries (``SyncedSavedSearches``) while
+``synced_through`` is at most ``LOOKUP_STALE_SECONDS`` old, so a pause or a deletion takes effect
+for every delivery handled from that long after it was written; a saved search this notifier
+changed itself (a 410 paused it) is read from MongoDB until a later load holds the change. A
+lookup waits up to ``LOOKUP_WAIT_SECONDS`` for a lagging sync, then reads MongoDB, as it does
+while the stream is not watching.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.saved_searches import SAVED_SEARCHES_COLLECTION, load_saved_searches
+from services.common.saved_searches import (
+    SAVED_SEARCHES_COLLECTION,
+    SavedSearch,
+    get_saved_search,
+    load_saved_searches,
+)
 from services.common.timefmt import format_rfc3339, utc_now
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.saved_search_index import SavedSearchPercolator
@@ -35,6 +48,10 @@ REOPEN_MAX_SECONDS = 30.0
 RECHECK_SECONDS = 60.0
 # How long one wait on the change stream lasts when nothing changes: how stale synced_through gets.
 STREAM_WAIT_MS = 100
+# How old the deliveries' copy of the saved searches may be, and how long a lookup waits for a
+# lagging sync before it reads MongoDB instead.
+LOOKUP_STALE_SECONDS = 1.0
+LOOKUP_WAIT_SECONDS = 1.0
 
 
 class SavedSearchSync:
@@ -46,6 +63,8 @@ class SavedSearchSync:
         self._metrics = metrics
         self.synced_through: datetime | None = None
         self.watching = False
+        # The last load's saved searches by id.
+        self.loaded: dict[str, SavedSearch] = {}
         self._synced = asyncio.Condition()
 
     async def run(self) -> None:
@@ -98,6 +117,7 @@ class SavedSearchSync:
         since = utc_now()
         searches = await load_saved_searches(self._db)
         written, deleted = await self._percolator.sync(searches)
+        self.loaded = {search.id: search for search in searches}
         self._metrics.saved_searches.set(self._percolator.held)
         if written or deleted:
             logger.info(
@@ -111,3 +131,35 @@ class SavedSearchSync:
             if self.synced_through is None or since > self.synced_through:
                 self.synced_through = since
                 self._synced.notify_all()
+
+
+class SyncedSavedSearches:
+    """The deliveries' saved searches (``deliveries.SavedSearchSource``) from ``SavedSearchSync``'s last load."""
+
+    def __init__(
+        self, sync: SavedSearchSync, db: AsyncDatabase[dict[str, Any]], within: float = LOOKUP_WAIT_SECONDS
+    ) -> None:
+        self._sync = sync
+        self._db = db
+        self._within = within
+        # Saved searches changed here, by when: MongoDB holds a change the copy may not have yet.
+        self._changed: dict[str, datetime] = {}
+
+    async def get(self, saved_search_id: str) -> SavedSearch | None:
+        """The saved search as of ``LOOKUP_STALE_SECONDS`` ago or later (``None``: deleted)."""
+        wanted = utc_now() - timedelta(seconds=LOOKUP_STALE_SECONDS)
+        changed = self._changed.get(saved_search_id)
+        if changed is not None:
+            if self._sync.synced_through is None or self._sync.synced_through < changed:
+                return await get_saved_search(self._db, saved_search_id)
+            del self._changed[saved_search_id]
+        if self._sync.watching:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._within):
+                    await self._sync.wait_synced(wanted)
+                return self._sync.loaded.get(saved_search_id)
+        return await get_saved_search(self._db, saved_search_id)
+
+    def changed(self, saved_search_id: str) -> None:
+        """This notifier wrote the saved search: read it from MongoDB until a later load."""
+        self._changed[saved_search_id] = utc_now()

@@ -30,6 +30,7 @@ from services.common.saved_searches import (
 from services.common.video_filters import VideoFilters
 from services.common.webhook_target import Resolver, system_resolver
 from services.notifier.deliveries import (
+    DEFER_MS,
     DeliveryPublisher,
     DeliveryQueueNames,
     DeliveryRequest,
@@ -63,7 +64,7 @@ class DeliveryQueues:
             "webhook_retry_max_seconds": 2.0,
         }
         settings = DeliverySettings(**(values | overrides))
-        self.delays_ms.update(settings.retry_policy.delays_ms)
+        self.delays_ms.update({DEFER_MS, *settings.retry_policy.delays_ms})
         return settings
 
     async def publish(self, requests: Sequence[DeliveryRequest]) -> None:

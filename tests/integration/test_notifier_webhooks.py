@@ -24,7 +24,7 @@ from services.common.timefmt import utc_now
 from services.common.topology import QueueNames
 from services.common.video_query import build_query
 from services.notifier.app import create_app
-from services.notifier.deliveries import delivery_id_for
+from services.notifier.deliveries import DEFER_MS, delivery_id_for
 from tests.factories import make_event
 from tests.integration.admin_support import Client, admin_api
 from tests.integration.delivery_support import DeliveryQueues
@@ -118,7 +118,7 @@ async def test_a_thousand_videos_and_fifty_saved_searches_deliver_every_match_an
         webhook_retry_base_seconds=0.5,
         webhook_retry_max_seconds=2.0,
     )
-    delivery_queues.delays_ms.update(settings.retry_policy.delays_ms)
+    delivery_queues.delays_ms.update({DEFER_MS, *settings.retry_policy.delays_ms})
     indexer_settings = shared_stack_settings(
         stack, queue_names, mongo_db.name, es_alias, index_batch_size=200, index_batch_max_wait_ms=50
     )
