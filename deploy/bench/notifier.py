@@ -65,7 +65,8 @@ from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.stored_events import VideosStored
 from services.common.topology import ROUTING_KEY_VIDEO_FOUND, QueueNames, declare_index_queue, declare_stored_exchange
 from services.common.video_filters import VideoFilters
-from services.notifier.deliveries import DeliveryQueueNames
+from services.notifier.deliveries import DEFER_MS, DeliveryQueueNames
+from services.notifier.metrics import STAGES
 from services.notifier.webhook_settings import DeliverySettings
 
 RESULTS = PROJECT_ROOT / ".local" / "bench" / "notifier.json"
@@ -237,6 +238,56 @@ async def metric(session: aiohttp.ClientSession, port: int, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+class CpuSeconds:
+    """CPU seconds (user and system) each process took since the last ``taken``: this benchmark's
+    processes, and the servers found listening on the stack's ports (shared: other clients count too)."""
+
+    def __init__(self, pids: dict[str, int], stack: StackSettings) -> None:
+        self._processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        ports = {
+            "elasticsearch": _first_port(stack.elasticsearch_url, 9200),
+            "mongodb": _first_port(stack.mongodb_url, 27017),
+            "rabbitmq": _first_port(stack.amqp_url, 5672),
+        }
+        with contextlib.suppress(psutil.Error):
+            for connection in psutil.net_connections("tcp"):
+                for name, port in ports.items():
+                    address = connection.laddr
+                    listening = connection.status == psutil.CONN_LISTEN and connection.pid
+                    if listening and isinstance(address, tuple) and address[1:2] == (port,):
+                        self._processes.setdefault(name, psutil.Process(connection.pid))
+        self._last = self._times()
+
+    def _times(self) -> dict[str, float]:
+        times = {}
+        for name, process in self._processes.items():
+            with contextlib.suppress(psutil.Error):
+                used = process.cpu_times()
+                times[name] = used.user + used.system
+        return times
+
+    def taken(self) -> dict[str, float]:
+        now = self._times()
+        taken = {name: round(now[name] - self._last.get(name, 0.0), 1) for name in now}
+        self._last = now
+        return taken
+
+
+def _first_port(url: str, default: int) -> int:
+    """The port of a URL's first host (``scheme://[user@]host:port[,host:port…]/…``)."""
+    hosts = url.partition("://")[2].split("/")[0].rpartition("@")[2]
+    host = hosts.split(",")[0]
+    return int(host.rpartition(":")[2]) if ":" in host and host.rpartition(":")[2].isdigit() else default
+
+
+async def mean(session: aiohttp.ClientSession, port: int, histogram: str) -> float:
+    """A histogram's mean (``name`` or ``name{labels}``), in seconds."""
+    name, _, labels = histogram.partition("{")
+    labels = "{" + labels if labels else ""
+    total = await metric(session, port, f"{name}_sum{labels}")
+    return round(total / max(1.0, await metric(session, port, f"{name}_count{labels}")), 3)
+
+
 async def wait_ready(session: aiohttp.ClientSession, port: int, within: float) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -323,15 +374,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         now = datetime.now(UTC)
         backlog = [catalogue.event(i, now) for i in range(args.videos)]
         await publish(stack.amqp_url, names, [e.model_dump_json().encode() for e in backlog])
-        processes.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "services.indexer",
-                cwd=PROJECT_ROOT,
-                env=process_env(stack, run_id, names, indexer_port, receiver),
-            )
+        indexer = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.indexer",
+            cwd=PROJECT_ROOT,
+            env=process_env(stack, run_id, names, indexer_port, receiver),
         )
+        processes.append(indexer)
         stored_deadline = time.monotonic() + args.videos / 100 + 120
         backlog_ids = {e.video_id for e in backlog}
         while not backlog_ids <= watch.stored_at.keys():
@@ -342,6 +392,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         notifier = await start_notifier()
         cpu_notifier = psutil.Process(notifier.pid)
         cpu_notifier.cpu_percent()
+        cpu = CpuSeconds({"notifier": notifier.pid, "indexer": indexer.pid, "bench_and_receiver": os.getpid()}, stack)
         psutil.cpu_percent()
         percolated = "tubewatch_notifier_videos_percolated_total"
         first = last = None
@@ -353,7 +404,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if count >= args.videos:
                 last = time.monotonic()
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.25)  # each poll is a /metrics scrape, work for the notifier
         if first is None or last is None:
             raise TimeoutError("the backlog was not percolated in time")
         percolate_cpu = {
@@ -361,17 +412,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "machine_cpu_percent_of_all_cores": round(psutil.cpu_percent()),
         }
         queued = await settled_matches(session, notifier_port, watch.events, within=args.videos / 50 + 120)
-        # Where an event's time went: the percolate request against the whole event (read, percolate,
-        # record, publish with confirms), as the notifier's own histograms saw them.
-        timings = {
-            name: round(
-                await metric(session, notifier_port, f"tubewatch_notifier_{name}_sum")
-                / max(1.0, await metric(session, notifier_port, f"tubewatch_notifier_{name}_count")),
-                3,
-            )
+        # Where an event's time went: the whole event against each of its stages (wait_synced, read,
+        # percolate, record, publish with confirms, mark_queued), as the notifier's own histograms saw them.
+        timings: dict[str, Any] = {
+            name: await mean(session, notifier_port, f"tubewatch_notifier_{name}")
             for name in ("percolate_seconds", "event_seconds")
         }
+        timings["stages"] = {
+            stage: await mean(session, notifier_port, f'tubewatch_notifier_event_stage_seconds{{stage="{stage}"}}')
+            for stage in STAGES
+        }
         await receiver.wait_for(int(queued), within=max(120, queued / 50))
+        phase_cpu = cpu.taken()
         arrivals = [t for t, _, _ in receiver.arrivals]
         throughput = {
             "videos": args.videos,
@@ -383,6 +435,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if len(arrivals) > 1
             else None,
             "while_percolating": percolate_cpu,
+            "cpu_seconds_until_delivered": phase_cpu,
             "mean_seconds_per_event": timings,
         }
         print("throughput", json.dumps(throughput, indent=2), flush=True)
@@ -418,6 +471,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ):
                 break
             await asyncio.sleep(0.1)
+        phase_cpu = cpu.taken()
         latencies = [
             t - watch.stored_at[video_id]
             for t, _, video_id in receiver.arrivals
@@ -430,6 +484,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "p50_seconds": round(percentile(latencies, 0.5), 3) if latencies else None,
             "p99_seconds": round(percentile(latencies, 0.99), 3) if latencies else None,
             "max_seconds": round(max(latencies), 3) if latencies else None,
+            "cpu_seconds": phase_cpu,
         }
         print("latency", json.dumps(latency, indent=2), flush=True)
         return {
@@ -477,7 +532,7 @@ async def cleanup(connection: aio_pika.abc.AbstractConnection, names: QueueNames
         f"{deliveries}.dead",
     ):
         await channel.exchange_delete(exchange)
-    for delay_ms in DeliverySettings().retry_policy.delays_ms:
+    for delay_ms in {DEFER_MS, *DeliverySettings().retry_policy.delays_ms}:
         await channel.queue_delete(DeliveryQueueNames(deliveries).delay_queue(delay_ms))
     await channel.close()
 

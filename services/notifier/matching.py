@@ -13,12 +13,14 @@ event is acknowledged by the caller only after all that, so a crash anywhere red
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
+from prometheus_client import Histogram
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.catalogue import REMOVED_AT_FIELD, VIDEOS_COLLECTION
@@ -62,14 +64,19 @@ class StoredEventMatcher:
 
     async def handle(self, event: VideosStored) -> int:
         """Match and queue the event's videos; returns how many deliveries were queued."""
-        await self._sync.wait_synced(event.stored_at)
+        stage = self._metrics.stage_seconds
+        with _timed(stage.labels("wait_synced")):
+            await self._sync.wait_synced(event.stored_at)
         wanted = list(dict.fromkeys(event.video_ids))
         # None matches a missing removed_at as well as a null one.
         live = {"video_id": {"$in": wanted}, REMOVED_AT_FIELD: None}
-        docs = [doc async for doc in self._videos.find(live, _PROJECTION)]
+        with _timed(stage.labels("read")):
+            docs = [doc async for doc in self._videos.find(live, _PROJECTION)]
         started = time.perf_counter()
         hits = await self._percolator.percolate(docs)
-        self._metrics.percolate_seconds.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self._metrics.percolate_seconds.observe(elapsed)
+        stage.labels("percolate").observe(elapsed)
         self._metrics.videos_percolated.inc(len(docs))
         stored_at_ms = to_epoch_ms(event.stored_at)
         found: list[tuple[Match, dict[str, Any]]] = []
@@ -84,7 +91,8 @@ class StoredEventMatcher:
                 if within is not None and to_epoch_ms(doc["published_at"]) < stored_at_ms - within:
                     continue
                 found.append((Match(hit.saved_search_id, doc["video_id"]), doc))
-        to_deliver, repeated = await self._matches.record([match for match, _ in found], utc_now())
+        with _timed(stage.labels("record")):
+            to_deliver, repeated = await self._matches.record([match for match, _ in found], utc_now())
         self._metrics.matches.labels("repeated").inc(repeated)
         if not to_deliver:
             return 0
@@ -95,14 +103,25 @@ class StoredEventMatcher:
             )
             for match in to_deliver
         ]
-        await self._deliveries.publish(requests)
-        await self._matches.mark_queued(to_deliver, utc_now())
+        with _timed(stage.labels("publish")):
+            await self._deliveries.publish(requests)
+        with _timed(stage.labels("mark_queued")):
+            await self._matches.mark_queued(to_deliver, utc_now())
         self._metrics.matches.labels("queued").inc(len(to_deliver))
         logger.debug(
             "deliveries queued",
             extra={"videos": len(docs), "deliveries": len(to_deliver), "lag_seconds": _lag_seconds(event)},
         )
         return len(to_deliver)
+
+
+@contextlib.contextmanager
+def _timed(histogram: Histogram) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        histogram.observe(time.perf_counter() - started)
 
 
 def _lag_seconds(event: VideosStored) -> float:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# A stored event's stages (services/notifier/matching.py), in their order.
+STAGES = ("wait_synced", "read", "percolate", "record", "publish", "mark_queued")
+
 
 class NotifierMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -32,6 +35,15 @@ class NotifierMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry,
         )
+        self.stage_seconds = Histogram(
+            "tubewatch_notifier_event_stage_seconds",
+            "One stored event's stages, in order: wait_synced (the percolator index catching up with the"
+            " saved searches), read (its videos from MongoDB), percolate, record (the matches in MongoDB),"
+            " publish (the delivery requests, until RabbitMQ confirmed them), mark_queued",
+            ["stage"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
         self.event_seconds = Histogram(
             "tubewatch_notifier_event_seconds",
             "One stored event from its delivery to its ack: read, percolate, record, queue the deliveries",
@@ -54,6 +66,8 @@ class NotifierMetrics:
             self.events.labels(outcome)
         for outcome in ("queued", "repeated"):
             self.matches.labels(outcome)
+        for stage in STAGES:
+            self.stage_seconds.labels(stage)
 
 
 class DeliveryMetrics:
