@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -36,7 +37,6 @@ from tests.integration.indexer_support import (
     publish,
     ready_counts,
     running_indexer,
-    settings_env,
     shared_stack_settings,
     wait_stored,
 )
@@ -208,26 +208,39 @@ async def test_a_queue_of_the_other_type_is_refused_with_how_to_migrate(
     await channel.close()
 
 
+@pytest.mark.parametrize("service", ["indexer", "fetcher", "notifier"])
 async def test_a_service_started_on_a_queue_of_the_other_type_exits_with_one_line(
-    stack: StackSettings,
-    amqp: aio_pika.abc.AbstractRobustConnection,
-    unique_name: str,
-    mongo_db: AsyncDatabase[dict[str, Any]],
-    es_alias: str,
-    cleanup: None,
+    stack: StackSettings, amqp: aio_pika.abc.AbstractRobustConnection, unique_name: str, cleanup: None, service: str
 ) -> None:
     names = QueueNames(f"{unique_name}.videos", f"{unique_name}.videos.index")
+    notifier_queue = f"{unique_name}.notify"
     channel = await amqp.channel()
     await declare_index_queue(channel, names)
+    await declare_stored_queue(channel, names, notifier_queue)
     await channel.close()
-    settings = shared_stack_settings(
-        stack, names, mongo_db.name, es_alias, amqp_queue_type="quorum", indexer_port=free_port()
-    )
+    # The first queue each declares at start is a dead-letter queue.
+    refused = f"{notifier_queue}.dead" if service == "notifier" else names.dead_queue
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("AMQP_", "MONGODB_", "INDEX"))}
+    env |= {
+        "AMQP_URL": stack.amqp_url,
+        "AMQP_EXCHANGE": names.exchange,
+        "AMQP_QUEUE": names.queue,
+        "AMQP_QUEUE_TYPE": "quorum",
+        "NOTIFIER_QUEUE": notifier_queue,
+        "DELIVERY_QUEUE_PREFIX": f"{unique_name}.deliveries",
+        "MONGODB_URL": stack.mongodb_url,
+        "MONGODB_DATABASE": unique_name.replace("-", "_"),
+        "ELASTICSEARCH_URL": stack.elasticsearch_url,
+        "ELASTICSEARCH_INDEX": unique_name,
+        f"{service.upper()}_PORT": str(free_port()),
+        "LOG_FORMAT": "json",
+        "YOUTUBE_API_KEYS": "test-key-of-the-quorum-test-0123456789",
+    }
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.indexer"],
+        [sys.executable, "-m", f"services.{service}"],
         cwd=PROJECT_ROOT,
-        env=settings_env(settings) | {"LOG_FORMAT": "json"},
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -236,7 +249,7 @@ async def test_a_service_started_on_a_queue_of_the_other_type_exits_with_one_lin
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith(f"tubewatch: RabbitMQ queue '{names.dead_queue}' exists of another type"), lines
+    assert lines[-1].startswith(f"tubewatch: RabbitMQ queue '{refused}' exists of another type"), lines
     # Above it, only the service's own log lines (JSON), none of them an error.
     for line in lines[:-1]:
         assert json.loads(line)["level"] not in ("ERROR", "CRITICAL"), line
