@@ -321,6 +321,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     names = QueueNames(exchange=f"{run_id}.videos", queue=f"{run_id}.videos.index")
     database = run_id.replace("-", "_")
     rng = random.Random(20)
+    # Chosen before any connection opens: minutes of computing on a busy machine would let the AMQP
+    # connection's heartbeat lapse.
+    catalogue = Catalogue(vocabulary(args.vocabulary, rng), rng)
+    print(f"choosing {args.saved_searches:,} saved searches ...", flush=True)
+    texts = saved_search_texts(catalogue, args.saved_searches, args.calibration, rng)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
     es = AsyncElasticsearch(stack.elasticsearch_url, request_timeout=120)
     connection = await aio_pika.connect(stack.amqp_url)
@@ -328,9 +333,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     processes: list[asyncio.subprocess.Process] = []
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
     try:
-        catalogue = Catalogue(vocabulary(args.vocabulary, rng), rng)
-        print(f"choosing {args.saved_searches:,} saved searches ...", flush=True)
-        texts = saved_search_texts(catalogue, args.saved_searches, args.calibration, rng)
         await receiver.start()
         created = datetime.now(UTC) - timedelta(hours=1)
         documents = []
