@@ -25,7 +25,7 @@ from deploy.localstack.config import CLUSTER_SIZES, Config, StackError, load_con
 from deploy.localstack.es_cluster import ElasticsearchCluster
 from deploy.localstack.mongo_cluster import MongoReplicaSet
 from deploy.localstack.node_group import MB, NodeGroup, node_pids
-from deploy.localstack.processes import file_lock, pid_alive, wait_until
+from deploy.localstack.processes import file_lock, pid_alive, wait_port_closed, wait_until
 from deploy.localstack.rabbit_cluster import RabbitCluster
 from deploy.localstack.server import Server
 
@@ -100,6 +100,9 @@ class Cluster:
                 os.kill(pid, signal.SIGKILL)
         if not wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout, interval=0.1):
             raise StackError(f"{node.name}: processes {pids} survived SIGKILL for {timeout:.0f} s")
+        # A killed server's main thread is a zombie while its other threads still close its sockets.
+        if not wait_port_closed(node.endpoint, timeout):
+            raise StackError(f"{node.name}: {node.endpoint} still accepts connections after SIGKILL")
         return pids
 
     def restart(self, node: Server) -> None:

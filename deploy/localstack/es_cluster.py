@@ -31,6 +31,8 @@ from deploy.localstack.processes import start_failure
 from deploy.localstack.records import Record
 
 CLUSTER_ES_HEAP = "-Xms512m -Xmx512m"
+# Three JVMs starting at once on two cores that are busy with other work take minutes.
+CLUSTER_ES_READY_TIMEOUT = 600.0
 # Defaults: checks every 1 s, 10 s timeout, 3 retries. A node stalled by load (GC, a busy disk, two
 # cores shared by nine servers) gets 3 x 30 s before it is dropped; a killed one drops at once.
 FAULT_DETECTION = {
@@ -47,6 +49,7 @@ class ElasticsearchNode(Elasticsearch):
     """Node ``number`` of the cluster: its own ports, home, record and log."""
 
     heap = CLUSTER_ES_HEAP
+    ready_timeout = CLUSTER_ES_READY_TIMEOUT
     ready_goal = "an HTTP answer"
 
     def __init__(self, config: Config, number: int, size: int) -> None:

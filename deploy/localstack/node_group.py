@@ -39,11 +39,21 @@ def node_up(node: Server) -> str:
     return ""
 
 
+def node_down(node: Server) -> str:
+    """``node.down()``; its failure as one line ("" when it is stopped)."""
+    try:
+        node.down()
+    except (StackError, OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    return ""
+
+
 class NodeGroup:
     """One cluster of cluster mode: ``size`` nodes of one server, each started and stopped on its own."""
 
     name = ""
     required = True
+    stop_in_order = False
 
     def __init__(self, config: Config, nodes: Sequence[Server]) -> None:
         self.config = config
@@ -72,15 +82,16 @@ class NodeGroup:
         print(f"{self.name}: {self.form()} ({time.monotonic() - began:.1f} s)")
 
     def down(self) -> None:
-        failed = []
-        for node in reversed(self.nodes):
-            try:
-                node.down()
-            except StackError as exc:
-                print(f"localstack: error: {exc}")
-                failed.append(node.name)
+        """Every node stopped, at once unless the cluster wants them one after the other (last first)."""
+        nodes = list(reversed(self.nodes))
+        if self.stop_in_order:
+            outcomes = [node_down(node) for node in nodes]
+        else:
+            with ThreadPoolExecutor(len(nodes)) as pool:
+                outcomes = list(pool.map(node_down, nodes))
+        failed = [failure for failure in outcomes if failure]
         if failed:
-            raise StackError(f"{self.name}: could not stop {', '.join(failed)}")
+            raise StackError(f"{self.name}: {'; '.join(failed)}")
 
     def started(self) -> bool:
         """Whether localstack holds a record of any node of this cluster."""

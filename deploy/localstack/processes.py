@@ -23,6 +23,8 @@ STOP_TIMEOUT = 60.0
 KILL_TIMEOUT = 15.0
 LOG_TAIL_LINES = 20
 
+_launched: list[subprocess.Popen[bytes]] = []
+
 
 # ------------------------------------------------------------------------------------ /proc
 
@@ -248,8 +250,11 @@ def launch(
 ) -> int:
     """Start a server in a session of its own (as ``user``, if given), output appended to ``log``.
 
-    Returns its pid, which is also its process group.
+    Returns its pid, which is also its process group. A long-lived caller (a test restarting a
+    cluster node) keeps the handle, so the server is not reported as a leaked child, and reaps the
+    handles of servers that have exited since.
     """
+    _launched[:] = [child for child in _launched if child.poll() is None]
     with log.open("ab") as out:
         process = subprocess.Popen(
             argv,
@@ -263,6 +268,7 @@ def launch(
             extra_groups=[] if user is not None else None,
             start_new_session=True,
         )
+    _launched.append(process)
     return process.pid
 
 
