@@ -26,6 +26,7 @@ from pymongo import MongoClient, WriteConcern
 
 from deploy.localstack.cluster import Cluster
 from deploy.localstack.config import CLUSTER_REPLICA_SET, Endpoint, StackError, load_config
+from deploy.localstack.mongo_cluster import CLUSTER_ELECTION_TIMEOUT_MS
 from deploy.localstack.node_group import node_pids
 from deploy.localstack.processes import listener_pids, pid_alive, wait_until
 from deploy.localstack.records import load_record
@@ -108,7 +109,7 @@ def test_up_brings_three_healthy_clusters(cluster: Cluster) -> None:
     assert status["set"] == CLUSTER_REPLICA_SET
     states = sorted(member["stateStr"] for member in status["members"])
     assert states == ["PRIMARY", "SECONDARY", "SECONDARY"]
-    assert config["settings"]["electionTimeoutMillis"] == 12000
+    assert config["settings"]["electionTimeoutMillis"] == CLUSTER_ELECTION_TIMEOUT_MS
 
     rabbit = cluster.rabbitmq.rabbit_nodes[0].cluster_status()
     assert sorted(rabbit["running_nodes"]) == [f"tw-cluster-{n}@localhost" for n in (1, 2, 3)]
@@ -235,7 +236,14 @@ def test_down_stops_only_what_it_started(cluster: Cluster) -> None:
     single = single_node_pids()
     system_broker = listener_pids(SYSTEM_BROKER.port)
 
-    out = localstack("down", "--cluster", "3").stdout
+    out = ""
+    if load_record(cluster.config, "rabbitmq") is None:
+        # A plain down (no --cluster) stops the cluster's nodes too; with --only rabbitmq it touches
+        # no single-node server here, since the single stack's RabbitMQ is one localstack reused.
+        out += localstack("down", "--only", "rabbitmq").stdout
+        assert "rabbitmq: not started by localstack; leaving the server" in out, out
+        assert all(f"{node.name}: stopped (pid" in out for node in cluster.rabbitmq.nodes), out
+    out += localstack("down", "--cluster", "3").stdout
     for node in cluster.nodes():
         assert f"{node.name}: stopped (pid" in out, out
         assert not node_pids(node)
