@@ -3,9 +3,9 @@
     from deploy.localstack.cluster import Cluster
     cluster = Cluster()                   # the settings' state dir, 3 nodes each
     cluster.env()                         # ELASTICSEARCH_URL, MONGODB_URL, AMQP_URL, ... for the services
-    node = cluster.elasticsearch.node_holding_primary("videos")
-    node = cluster.mongodb.primary()      # or cluster.rabbitmq.node("tw-cluster-2@localhost"),
-                                          # cluster.rabbitmq.queue_leader("videos.found")
+    node = cluster.elasticsearch.node_holding_primary("videos")    # an index or an alias
+    node = cluster.mongodb.primary()      # cluster.mongodb.step_down(): a planned election
+    node = cluster.rabbitmq.node("tw-cluster-2@localhost")          # or .queue_leader(queue)
     cluster.kill(node); cluster.restart(node); cluster.wait_whole()
 
 ``up`` writes the same environment to ``<state>/cluster.env`` (``down`` removes it). Every node is a

@@ -143,6 +143,13 @@ class MongoReplicaSet(NodeGroup):
                 return member
         raise StackError(f"{self.name}: no member is primary ({self.states() or 'not initiated'})")
 
+    def step_down(self, seconds: int = 60) -> MongoNode:
+        """Ask the primary to step down (a planned election) and not to stand again for ``seconds``."""
+        primary = self.primary()
+        with primary.client(timeout_ms=5000) as client:
+            client.admin.command("replSetStepDown", seconds)
+        return primary
+
     def initiate_or_update(self) -> str:
         """Initiate the set when no member belongs to one; give a formed set today's settings."""
         from pymongo.errors import OperationFailure  # noqa: PLC0415
