@@ -22,7 +22,7 @@ GRAFANA_SCHEMA := .local/grafana-schema/.installed-$(GRAFANA_SCHEMA_VERSION)-$(T
 help:
 	@echo "make run        start the local stack and all services (demo data without YOUTUBE_API_KEYS)"
 	@echo "make test       install, start the stack, lint, type-check, audit and run every test"
-	@echo "make up|down|status   the local RabbitMQ, MongoDB, Elasticsearch and Prometheus"
+	@echo "make up|down|status   the local RabbitMQ, MongoDB, Elasticsearch and Prometheus (CLUSTER=3: three-node clusters beside them)"
 	@echo "make soak       the chaos soak (SOAK_SECONDS, default 600) with a report in .local/soak/"
 	@echo "make audit      pip-audit over requirements.lock (needs PyPI's advisory service)"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
