@@ -56,8 +56,10 @@ async def _admin_ctx(app: web.Application, done: asyncio.Event) -> AsyncIterator
         seeded_by="api",
     )
 
+    stopping = asyncio.Event()
+
     async def set_up() -> None:
-        while True:
+        while not stopping.is_set():
             try:
                 await ensure_sources_indexes(db)
                 await ensure_audit_ttl(db, settings.admin_audit_days)
@@ -70,12 +72,15 @@ async def _admin_ctx(app: web.Application, done: asyncio.Event) -> AsyncIterator
                     "sources: could not seed or index yet; trying again",
                     extra={"error": f"{type(exc).__name__}: {exc}", "retry_seconds": SETUP_RETRY_SECONDS},
                 )
-                await asyncio.sleep(SETUP_RETRY_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), SETUP_RETRY_SECONDS)
 
     task = asyncio.create_task(set_up(), name="sources-setup")
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Stopped between attempts, never cancelled inside one: a pymongo call cancelled while it
+        # opens a connection leaves that socket unclosed. An attempt ends within the client's
+        # timeouts (INTERACTIVE_MONGO_TIMEOUT_MS when MongoDB is unreachable).
+        stopping.set()
+        await task
