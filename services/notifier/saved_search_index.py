@@ -110,7 +110,6 @@ def percolated_video(doc: Mapping[str, Any]) -> dict[str, Any]:
 def index_body(catalogue_index: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(settings, mappings) of the percolator index for the catalogue index described by
     ``catalogue_index`` (one entry of ``indices.get``): its analysis, the filtered fields' mappings."""
-    properties = catalogue_index["mappings"]["properties"]
     settings: dict[str, Any] = {
         "number_of_shards": 1,
         "number_of_replicas": 0,
