@@ -7,7 +7,15 @@ from tests.soak.run import Soak, SoakConfig
 
 
 async def test_short_soak_loses_nothing_duplicates_nothing_and_leaks_no_key() -> None:
-    config = SoakConfig(seconds=75, report_dir=PROJECT_ROOT / ".local" / "soak-short", fault_repeats=1)
+    # The seven faults one after another (each after its quiet gap) outlast `seconds`: the run lasts
+    # as long as they do. A stopped server stays down 2-4 s on top of its stop and start: its clients
+    # meet refused connections at once, so every recovery path still runs.
+    config = SoakConfig(
+        seconds=30,
+        report_dir=PROJECT_ROOT / ".local" / "soak-short",
+        fault_repeats=1,
+        outage_seconds=(2.0, 4.0),
+    )
     result = await Soak(config).run()
     # The verdict names every problem: missing/duplicated/extra videos, dead letters, unexcused API
     # errors, reads not served from MongoDB during the ES outage, leaked keys, unclean stops.

@@ -61,6 +61,8 @@ class SoakConfig:
     seed: int = 20261124
     videos_per_minute: int = 300  # per query: 5/s, a brisk but plausible upload rate
     drain_timeout: float = 240.0
+    # How long a stopped server stays down (drawn uniformly), on top of its own stop and start.
+    outage_seconds: tuple[float, float] = (5.0, 12.0)
 
 
 @dataclass
@@ -295,7 +297,7 @@ class Soak:
             server = cast(Server, kind.removeprefix("stop_"))
             window.target = server
             await asyncio.to_thread(self.stack.stop, server)
-            await asyncio.sleep(self.rng.uniform(5, 12))
+            await asyncio.sleep(self.rng.uniform(*self.config.outage_seconds))
             await asyncio.to_thread(self.stack.start, server)
         elif kind == "pause_leader":
             name = await self._leader()
@@ -483,7 +485,10 @@ class Soak:
             api = self.api_summary()
         finally:
             self._stop_load.set()
-            exit_codes = {name: p.stop() for name, p in self.processes.items()}
+            # Every service gets SIGTERM at once; each is waited for (and judged) on its own.
+            names = list(self.processes)
+            codes = await asyncio.gather(*(asyncio.to_thread(self.processes[name].stop) for name in names))
+            exit_codes = dict(zip(names, codes, strict=True))
             await asyncio.to_thread(self.stack.close)
         leaks = self.leaked_keys()
         problems = self.problems + leaks
