@@ -36,7 +36,7 @@ RULES = PROJECT_ROOT / "deploy/prometheus/rules"
 DASHBOARD = PROJECT_ROOT / "deploy/grafana/dashboards/tubewatch.json"
 SERVICE_PORTS = ("API_PORT", "FETCHER_PORT", "INDEXER_PORT", "NOTIFIER_PORT", "EMULATOR_PORT")
 FAST_FOR = "10s"
-FAST_WINDOW = "[15s]"
+FAST_WINDOW = "[8s]"
 # Names a PromQL expression may use that are functions, keywords or label names, not metrics.
 METRIC_PREFIXES = ("tubewatch_", "emulator_")
 
@@ -51,7 +51,7 @@ class Services:
 
 
 def fast_rules(folder: Path) -> Path:
-    """A copy of the rules with every `for:` at 10 s and every range of the recording rules at 15 s."""
+    """A copy of the rules with every `for:` at 10 s and every range of the recording rules at 8 s."""
     folder.mkdir(parents=True, exist_ok=True)
     for path in RULES.glob("*.yml"):
         text = re.sub(r"(?m)^(\s+for:) \S+$", rf"\1 {FAST_FOR}", path.read_text())
