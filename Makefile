@@ -17,13 +17,14 @@ GRAFANA_SCHEMA_VERSION := 12.3.1
 TYPESCRIPT_VERSION := 5.9.3
 GRAFANA_SCHEMA := .local/grafana-schema/.installed-$(GRAFANA_SCHEMA_VERSION)-$(TYPESCRIPT_VERSION)
 
-.PHONY: help install up down status run test lint typecheck pytest unit integration e2e lock clean soak audit
+.PHONY: help install up down status run test lint typecheck pytest unit integration e2e lock clean soak soak-cluster audit
 
 help:
 	@echo "make run        start the local stack and all services (demo data without YOUTUBE_API_KEYS)"
 	@echo "make test       install, start the stack, lint, type-check, audit and run every test"
 	@echo "make up|down|status   the local RabbitMQ, MongoDB, Elasticsearch and Prometheus (CLUSTER=3: three-node clusters beside them)"
 	@echo "make soak       the chaos soak (SOAK_SECONDS, default 600) with a report in .local/soak/"
+	@echo "make soak-cluster   the failover soak on three-node clusters (SOAK_SECONDS, default 600); report in .local/soak-cluster/"
 	@echo "make audit      pip-audit over requirements.lock (needs PyPI's advisory service)"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
 	@echo "make bench-api|bench-api-levers|bench-indexer|bench-fetcher|bench-notifier   benchmarks; results in .local/bench/"
@@ -175,6 +176,11 @@ audit-if-reachable: install
 # The long chaos soak on private servers (SOAK_SECONDS, default 600); report in .local/soak/.
 soak: install
 	$(PY) -m tests.soak --seconds $${SOAK_SECONDS:-600}
+
+# The failover soak on cluster mode's three-node clusters (brought up if not running, and stopped
+# again then); SOAK_SECONDS, default 600; report and chart in .local/soak-cluster/.
+soak-cluster: install
+	$(PY) -m tests.soak --cluster --seconds $${SOAK_SECONDS:-600}
 
 clean: down
 	rm -rf .local $(VENV)

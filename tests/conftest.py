@@ -7,6 +7,8 @@ clear message; it never skips, because a skipped integration test hides a broken
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,7 +19,9 @@ from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.common.settings import StackSettings
+from deploy.localstack.cluster import Cluster
+from deploy.localstack.node_group import node_pids
+from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import QueueNames
 from tests.private_stack import PrivateStack
 
@@ -112,3 +116,38 @@ def private_stack() -> Iterator[PrivateStack]:
         yield stack
     finally:
         stack.close()
+
+
+def cluster_localstack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``python -m deploy.localstack ARGS --cluster 3``; a failure fails the test with its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "deploy.localstack", *args, "--cluster", "3"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        command = f"localstack {' '.join(args)} --cluster 3"
+        pytest.fail(f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def cluster_running(cluster: Cluster) -> bool:
+    return all(node_pids(node) for node in cluster.nodes())
+
+
+@pytest.fixture(scope="session")
+def project_cluster() -> Iterator[Cluster]:
+    """Cluster mode's three-node clusters (fixed ports, the settings' state dir), brought up once for
+    the session: the failover soak and the cluster tests share them. At the end they are stopped
+    again when they were not running before, and brought back when they were and a test stopped them."""
+    cluster = Cluster()
+    was_running = cluster_running(cluster)
+    cluster_localstack("up")
+    yield cluster
+    if not was_running:
+        cluster_localstack("down")
+    elif not cluster_running(cluster):
+        cluster_localstack("up")

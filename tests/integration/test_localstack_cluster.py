@@ -1,9 +1,10 @@
 """Cluster mode of the local stack (``up --cluster 3``) against the real servers, beside the single node.
 
 The clusters' ports are fixed (deploy/localstack/config.py), so this module drives the project's own
-cluster (the settings' state dir): it is brought up once for the module and stopped again at the
-end unless it was running before. The single-node stack and the machine's RabbitMQ on 5672 are only
-looked at, never stopped.
+cluster (the settings' state dir), the session's ``project_cluster`` it shares with the failover soak
+(tests/e2e/test_soak_cluster_short.py, which kills the Elasticsearch node holding a primary and the
+MongoDB primary under load, restarts them and checks they rejoin and kept every video). The
+single-node stack and the machine's RabbitMQ on 5672 are only looked at, never stopped.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 import pytest
-from pymongo import MongoClient, WriteConcern
+from pymongo import MongoClient
 
 from deploy.localstack.cluster import Cluster
-from deploy.localstack.config import CLUSTER_REPLICA_SET, Endpoint, StackError, load_config
+from deploy.localstack.config import CLUSTER_REPLICA_SET, Endpoint, load_config
 from deploy.localstack.mongo_cluster import CLUSTER_ELECTION_TIMEOUT_MS
 from deploy.localstack.node_group import node_pids
 from deploy.localstack.processes import listener_pids, pid_alive, wait_until
@@ -68,15 +69,8 @@ def single_node_pids() -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    cluster = Cluster()
-    was_running = all(node_pids(node) for node in cluster.nodes())
-    localstack("up", "--cluster", "3")
-    yield cluster
-    if not was_running:
-        localstack("down", "--cluster", "3")
-    elif not all(node_pids(node) for node in cluster.nodes()):
-        localstack("up", "--cluster", "3")
+def cluster(project_cluster: Cluster) -> Cluster:
+    return project_cluster
 
 
 def es_get(url: str, path: str) -> Any:
@@ -157,50 +151,6 @@ def kill_and_restart(cluster: Cluster, node: Server, failed_over: Callable[[], b
     cluster.restart(node)
     cluster.wait_whole(300)
     assert node_pids(node) and not set(node_pids(node)) & set(killed)
-
-
-def primary_elsewhere(cluster: Cluster, index: str, killed: Server) -> bool:
-    try:
-        return cluster.elasticsearch.node_holding_primary(index) is not killed
-    except (StackError, OSError):
-        return False
-
-
-def other_primary(cluster: Cluster, killed: Server) -> bool:
-    try:
-        return cluster.mongodb.primary() is not killed
-    except StackError:
-        return False
-
-
-def test_a_killed_elasticsearch_node_rejoins(cluster: Cluster) -> None:
-    url = cluster.elasticsearch.urls[0]
-    index = f"tw-cluster-test-{uuid.uuid4().hex[:8]}"
-    es_request(url, "PUT", f"/{index}", {"settings": {"number_of_shards": 1, "number_of_replicas": 1}})
-    try:
-        es_request(url, "PUT", f"/{index}/_doc/1?refresh=true&wait_for_active_shards=all", {"title": "kept"})
-        holder = cluster.elasticsearch.node_holding_primary(index)
-        kill_and_restart(cluster, holder, lambda: primary_elsewhere(cluster, index, holder))
-        survivor = next(u for u in cluster.elasticsearch.urls if u != holder.base_url)
-        assert es_get(survivor, f"/{index}/_count")["count"] == 1
-        assert es_get(holder.base_url, "/_cluster/health")["number_of_nodes"] == 3
-        assert cluster.elasticsearch.roles()[holder.name] in ("master", "eligible")
-    finally:
-        es_request(url, "DELETE", f"/{index}")
-
-
-def test_a_killed_mongodb_primary_rejoins_as_a_member(cluster: Cluster) -> None:
-    client: MongoClient[dict[str, Any]] = MongoClient(cluster.mongodb.url, serverSelectionTimeoutMS=60000)
-    collection = client.tubewatch_cluster_test.get_collection(
-        f"kept_{uuid.uuid4().hex[:8]}", write_concern=WriteConcern("majority")
-    )
-    with client:
-        collection.insert_one({"kept": True})
-        primary = cluster.mongodb.primary()
-        kill_and_restart(cluster, primary, lambda: other_primary(cluster, primary))
-        assert cluster.mongodb.roles()[primary.name] in ("PRIMARY", "SECONDARY")
-        assert collection.count_documents({"kept": True}) == 1
-        collection.drop()
 
 
 async def publish_and_count(urls: list[str], queue: str, publish: bool) -> int:

@@ -33,10 +33,20 @@ FAULT_COLOURS = {
     "stop_mongodb": "#2a9d8f",
     "stop_rabbitmq": "#8d99ae",
     "pause_leader": "#b5838d",
+    "kill_elasticsearch_primary": "#457b9d",
+    "stepdown_mongodb": "#8ab17d",
+    "kill_mongodb_primary": "#2a9d8f",
+    "stop_rabbitmq_leader": "#8d99ae",
 }
 
 
-def write_chart(path: Path, samples: list[Sample], api: list[ApiSample], faults: list[FaultWindow]) -> None:
+def write_chart(
+    path: Path,
+    samples: list[Sample],
+    api: list[ApiSample],
+    faults: list[FaultWindow],
+    title: str = "tubewatch soak: ingest, API latency, memory; shaded: fault windows",
+) -> None:
     fig, (ingest_ax, latency_ax, memory_ax) = plt.subplots(3, 1, figsize=(12, 10), sharex=True)
 
     counted = [(s.t, s.videos_in_mongo) for s in samples if s.videos_in_mongo is not None]
@@ -82,7 +92,7 @@ def write_chart(path: Path, samples: list[Sample], api: list[ApiSample], faults:
             )
         seen.add(fault.kind)
     ingest_ax.legend(loc="upper right", ncol=4, fontsize="small")
-    fig.suptitle("tubewatch soak: ingest, API latency, memory; shaded: fault windows")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -160,6 +170,79 @@ def write_summary(path: Path, report: dict[str, Any], chart: str = "soak-chart.p
     path.write_text("\n".join(lines))
 
 
+# The harness's name for each cluster's failover time (see tests/soak/cluster_run.py).
+FAILOVER_KEYS = ("primary_promoted_s", "election_s", "leader_elected_s")
+
+
+def _cell(value: Any, unit: str = "") -> str:
+    return "-" if value is None else f"{value}{unit}"
+
+
+def write_cluster_summary(path: Path, report: dict[str, Any], chart: str = "soak-cluster-chart.png") -> None:
+    """A Markdown summary of a failover soak's report: verdict, reconciliation, each fault's cost."""
+    counts, api, config = report["counts"], report["api"], report["config"]
+    machine, base = report.get("machine", {}), report["baseline"]
+    lines = [
+        "# Failover soak report (three-node clusters)",
+        "",
+        f"**{report['verdict']}**",
+        "",
+        f"Finished {report.get('finished_at', 'unknown')} on {machine.get('cpus', '?')} cores, "
+        f"{machine.get('memory_gb', '?')} GB, with the {report['cluster']['size']}-node Elasticsearch, MongoDB "
+        f"and RabbitMQ clusters of `make up CLUSTER={report['cluster']['size']}` on this one machine; "
+        f"{float(config['seconds']):.0f} s of faults ({config['videos_per_minute']} new videos per minute per "
+        f"query, seed {config['seed']}), then draining. One fetcher, one indexer and two API processes "
+        "(`API_WORKERS=2`) with quorum queues, `w: majority` writes and every node's URL; three clients "
+        "listing, searching and walking cursors throughout. Made by `make soak-cluster` (`tests/soak/`).",
+        "",
+        "## Reconciliation (the emulator's ground truth against every store)",
+        "",
+        "| | videos | missing | duplicated | extra |",
+        "|---|---|---|---|---|",
+        f"| made visible by the emulator | {counts['visible']} | | | |",
+        f"| MongoDB | {counts['mongodb']['documents']} | {counts['mongodb']['missing']} | 0 (unique index) "
+        f"| {counts['mongodb']['extra']} |",
+        f"| Elasticsearch | {counts['elasticsearch']['documents']} | {counts['elasticsearch']['missing']} "
+        f"| 0 (`_id` = video id) | {counts['elasticsearch']['extra']} |",
+        f"| API cursor walk | {counts['api']['listed']} | {counts['api']['missing']} | {counts['api']['duplicated']} "
+        f"| {counts['api']['extra']} |",
+        "",
+        f"Queue depth at the end: {counts['queue_depth']}; dead letters: {counts['dead_letters']}. "
+        f"API reads: {api['requests']}, failed: {api['failed']} (none is excused: a majority of every "
+        f"cluster was up throughout); p50 {api['latency_ms_p50']} ms, p99 {api['latency_ms_p99']} ms.",
+        "",
+        "## What each fault cost",
+        "",
+        "Seconds from the fault's start, as the harness saw them: the failover (a primary shard promoted, "
+        "a MongoDB primary elected, a quorum queue leader elected), the node started again, its cluster "
+        "whole again (Elasticsearch green, every member back). Write pause: the longest time without "
+        "MongoDB's video count growing, from the fault to 10 s after it. Reads: the API reads made "
+        "meanwhile and their latency.",
+        "",
+        "| fault | node | failover (s) | restarted (s) | whole (s) | write pause (s) | reads | failed "
+        "| p50 (ms) | p99 (ms) | max (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for cost in report["fault_costs"]:
+        failover = next((cost[key] for key in FAILOVER_KEYS if key in cost), None)
+        lines.append(
+            f"| {cost['kind']} | {cost['target']} | {_cell(failover)} | {_cell(cost.get('restarted_s'))} "
+            f"| {_cell(cost.get('whole_s'))} | {_cell(cost['write_pause_s'])} | {cost['reads']} "
+            f"| {cost['reads_failed']} | {_cell(cost['read_ms_p50'])} | {_cell(cost['read_ms_p99'])} "
+            f"| {_cell(cost['read_ms_max'])} |"
+        )
+    lines += [
+        f"| *no fault* | | | | | {_cell(base['write_pause_s'])} | {base['reads']} | | {_cell(base['read_ms_p50'])} "
+        f"| {_cell(base['read_ms_p99'])} | {_cell(base['read_ms_max'])} |",
+        "",
+        f"Problems: {'; '.join(report['problems']) if report['problems'] else 'none'}.",
+        "",
+        f"![Ingest rate, API latency and memory over time; shaded: fault windows]({chart})",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
 def summary_time(report_path: Path) -> str:
     return datetime.fromtimestamp(report_path.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -170,4 +253,4 @@ if __name__ == "__main__":
     data.setdefault("finished_at", summary_time(source))
     # Reports written before the machine was recorded: summarised on the machine that ran them.
     data.setdefault("machine", {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30)})
-    write_summary(target, data)
+    (write_cluster_summary if "fault_costs" in data else write_summary)(target, data)

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-import aio_pika
 import aiohttp
 import psutil
 from elasticsearch import AsyncElasticsearch
@@ -28,6 +27,7 @@ from elasticsearch.helpers import async_scan
 from pymongo import AsyncMongoClient
 
 from services.common.catalogue import VIDEOS_COLLECTION
+from services.common.clients import connect_amqp_robust, split_urls
 from services.common.fetcher_state import LEASE_COLLECTION, LEASE_ID
 from tests.conftest import free_port
 from tests.private_stack import PrivateStack, Server
@@ -63,6 +63,10 @@ class SoakConfig:
     drain_timeout: float = 240.0
     # How long a stopped server stays down (drawn uniformly), on top of its own stop and start.
     outage_seconds: tuple[float, float] = (5.0, 12.0)
+    # How often the stored count and the processes' memory are read (the chart's resolution).
+    sample_seconds: float = 2.0
+    # Load and arrivals go on this long after the last fault, before the world is frozen and drained.
+    tail_seconds: float = 0.0
 
 
 @dataclass
@@ -71,6 +75,8 @@ class FaultWindow:
     target: str
     started: float
     ended: float = 0.0
+    # What the fault cost, as the harness timed it (seconds): an election, a rejoin...
+    measures: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -106,12 +112,24 @@ def fake_key(rng: random.Random) -> str:
 
 
 class Soak:
+    """The single-node soak: private servers, two fetchers and indexers, one API; every fault kind."""
+
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    # Faults during which (and ERROR_GRACE_SECONDS after) a failed API read is excused.
+    excused_kinds: frozenset[str] = DEPENDENCY_FAULTS
+    report_stem = "soak"
+    chart_title = "tubewatch soak: ingest, API latency, memory; shaded: fault windows"
+    # Where the services keep their data: a database, an alias and a work queue.
+    database = "tubewatch"
+    index = "videos"
+    queue = "tubewatch.videos.index"
+
     def __init__(self, config: SoakConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
         self.report_dir = config.report_dir
         self.logs_dir = config.report_dir / "logs"
-        self.stack = PrivateStack(mongodb_port=free_port(), elasticsearch_port=free_port(), amqp_port=free_port())
+        self._stack: PrivateStack | None = None
         self.keys = {"exhausted": fake_key(self.rng), "big_a": fake_key(self.rng), "big_b": fake_key(self.rng)}
         self.ports = {name: free_port() for name in ("api", "emulator", "fetcher1", "fetcher2", "indexer1", "indexer2")}
         self.processes: dict[str, ServiceProcess] = {}
@@ -128,13 +146,38 @@ class Soak:
     def now(self) -> float:
         return time.monotonic() - self.t0
 
+    @property
+    def stack(self) -> PrivateStack:
+        """The private servers (made on first use: a subclass with servers of its own never makes them)."""
+        if self._stack is None:
+            self._stack = PrivateStack(mongodb_port=free_port(), elasticsearch_port=free_port(), amqp_port=free_port())
+        return self._stack
+
+    # The servers' URLs (comma-separated lists where a cluster has several nodes).
+    @property
+    def mongodb_url(self) -> str:
+        return self.stack.mongodb_url
+
+    @property
+    def elasticsearch_url(self) -> str:
+        return self.stack.elasticsearch_url
+
+    @property
+    def amqp_url(self) -> str:
+        return self.stack.amqp_url
+
+    def servers_env(self) -> dict[str, str]:
+        return {
+            "AMQP_URL": self.amqp_url,
+            "MONGODB_URL": self.mongodb_url,
+            "ELASTICSEARCH_URL": self.elasticsearch_url,
+        }
+
     def _env(self, **extra: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("YOUTUBE_", "EMULATOR_", "SEARCH_"))}
         return {
             **base,
-            "AMQP_URL": self.stack.amqp_url,
-            "MONGODB_URL": self.stack.mongodb_url,
-            "ELASTICSEARCH_URL": self.stack.elasticsearch_url,
+            **self.servers_env(),
             "SEARCH_QUERIES": ",".join(QUERIES),
             "LOG_LEVEL": "DEBUG",
             "LOG_FORMAT": "json",
@@ -147,11 +190,17 @@ class Soak:
         self.processes[name] = process
         return process
 
-    async def start(self) -> None:
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
+    async def start_servers(self) -> None:
         servers: tuple[Server, ...] = ("rabbitmq", "mongodb", "elasticsearch")
         for server in servers:
             await asyncio.to_thread(self.stack.start, server)
+
+    async def close_servers(self) -> None:
+        await asyncio.to_thread(self.stack.close)
+
+    async def start(self) -> None:
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        await self.start_servers()
         emulator_url = f"http://127.0.0.1:{self.ports['emulator']}"
         self._service(
             "emulator",
@@ -184,15 +233,19 @@ class Soak:
             # followed here.
             "AUTO_FOLLOW_CHANNELS": "0",
         }
+        for name in self.start_services(fetcher_env):
+            await self._wait_healthy(f"http://127.0.0.1:{self.ports[name]}")
+        self.t0 = time.monotonic()
+
+    def start_services(self, fetcher_env: dict[str, str]) -> list[str]:
+        """Start the pipeline's services; returns their names (each serves /healthz on its port)."""
         for index in (1, 2):
             self._service(f"indexer{index}", "indexer", INDEXER_PORT=str(self.ports[f"indexer{index}"])).start()
             self._service(
                 f"fetcher{index}", "fetcher", FETCHER_PORT=str(self.ports[f"fetcher{index}"]), **fetcher_env
             ).start()
         self._service("api", "api", API_PORT=str(self.ports["api"])).start()
-        for name in ("indexer1", "indexer2", "fetcher1", "fetcher2", "api"):
-            await self._wait_healthy(f"http://127.0.0.1:{self.ports[name]}")
-        self.t0 = time.monotonic()
+        return ["indexer1", "indexer2", "fetcher1", "fetcher2", "api"]
 
     async def _wait_healthy(self, base: str, within: float = 120) -> None:
         deadline = time.monotonic() + within
@@ -248,26 +301,27 @@ class Soak:
     # ---- sampling ----------------------------------------------------------------------------------
 
     async def sample(self) -> None:
+        # A secondary answers while a replica set elects a primary: the count goes on being read.
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            self.stack.mongodb_url, serverSelectionTimeoutMS=1000, tz_aware=True
+            self.mongodb_url, serverSelectionTimeoutMS=1000, tz_aware=True, readPreference="primaryPreferred"
         )
         try:
             while not self._stop_load.is_set():
                 count: int | None
                 try:
-                    count = await mongo.tubewatch[VIDEOS_COLLECTION].estimated_document_count()
+                    count = await mongo[self.database][VIDEOS_COLLECTION].estimated_document_count()
                 except Exception:
                     count = None
                 rss = {name: p.rss_mib() for name, p in self.processes.items()}
                 self.samples.append(Sample(self.now(), count, rss))
-                await asyncio.sleep(2)
+                await asyncio.sleep(self.config.sample_seconds)
         finally:
             await mongo.close()
 
     # ---- chaos -------------------------------------------------------------------------------------
 
     async def chaos(self) -> None:
-        plan = [kind for kind in FAULT_KINDS for _ in range(self.config.fault_repeats)]
+        plan = [kind for kind in self.fault_kinds for _ in range(self.config.fault_repeats)]
         self.rng.shuffle(plan)
         # Spread the faults over the run: a quiet gap before each, the rest of the time for recovery.
         gap = max(3.0, self.config.seconds / (len(plan) + 1) - 12)
@@ -308,11 +362,9 @@ class Soak:
             process.resume()
 
     async def _leader(self) -> str:
-        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            self.stack.mongodb_url, serverSelectionTimeoutMS=2000
-        )
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, serverSelectionTimeoutMS=2000)
         try:
-            lease = await mongo.tubewatch[LEASE_COLLECTION].find_one({"_id": LEASE_ID})
+            lease = await mongo[self.database][LEASE_COLLECTION].find_one({"_id": LEASE_ID})
         except Exception:
             lease = None
         finally:
@@ -343,16 +395,14 @@ class Soak:
         return result
 
     async def stored(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            self.stack.mongodb_url, serverSelectionTimeoutMS=5000
-        )
-        es = AsyncElasticsearch(self.stack.elasticsearch_url, request_timeout=60)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, serverSelectionTimeoutMS=20000)
+        es = AsyncElasticsearch(split_urls(self.elasticsearch_url), request_timeout=60, max_retries=3)
         try:
             in_mongo: dict[str, set[str]] = {}
-            async for doc in mongo.tubewatch[VIDEOS_COLLECTION].find({}, {"video_id": 1, "queries": 1}):
+            async for doc in mongo[self.database][VIDEOS_COLLECTION].find({}, {"video_id": 1, "queries": 1}):
                 in_mongo[doc["video_id"]] = set(doc.get("queries", []))
             in_es: dict[str, set[str]] = {}
-            async for hit in async_scan(es, index="videos", query={"query": {"match_all": {}}}, _source=["queries"]):
+            async for hit in async_scan(es, index=self.index, query={"query": {"match_all": {}}}, _source=["queries"]):
                 in_es[hit["_id"]] = set(hit["_source"].get("queries", []))
             return in_mongo, in_es
         finally:
@@ -360,11 +410,11 @@ class Soak:
             await es.close()
 
     async def queue_depths(self) -> tuple[int, int]:
-        connection = await aio_pika.connect_robust(self.stack.amqp_url, timeout=10)
+        connection = await connect_amqp_robust(self.amqp_url, "soak", timeout=10)
         try:
             channel = await connection.channel()
-            work = await channel.declare_queue("tubewatch.videos.index", durable=True, passive=True)
-            dead = await channel.declare_queue("tubewatch.videos.index.dead", durable=True, passive=True)
+            work = await channel.declare_queue(self.queue, durable=True, passive=True)
+            dead = await channel.declare_queue(f"{self.queue}.dead", durable=True, passive=True)
             return int(work.declaration_result.message_count or 0), int(dead.declaration_result.message_count or 0)
         finally:
             await connection.close()
@@ -436,7 +486,7 @@ class Soak:
         return counts
 
     def api_summary(self) -> dict[str, Any]:
-        excused = [(w.started, w.ended + ERROR_GRACE_SECONDS) for w in self.faults if w.kind in DEPENDENCY_FAULTS]
+        excused = [(w.started, w.ended + ERROR_GRACE_SECONDS) for w in self.faults if w.kind in self.excused_kinds]
         es_down = [(w.started, w.ended) for w in self.faults if w.kind == "stop_elasticsearch"]
 
         def inside(t: float, windows: Iterable[tuple[float, float]]) -> bool:
@@ -478,6 +528,7 @@ class Soak:
             chaos = asyncio.create_task(self.chaos())
             await asyncio.sleep(self.config.seconds)
             await chaos  # a fault in progress finishes; every server and process is back afterwards
+            await asyncio.sleep(self.config.tail_seconds)
             await self.drain()
             self._stop_load.set()
             await asyncio.gather(load, sampler)
@@ -489,9 +540,9 @@ class Soak:
             names = list(self.processes)
             codes = await asyncio.gather(*(asyncio.to_thread(self.processes[name].stop) for name in names))
             exit_codes = dict(zip(names, codes, strict=True))
-            await asyncio.to_thread(self.stack.close)
+            await self.close_servers()
         leaks = self.leaked_keys()
-        problems = self.problems + leaks
+        problems = self.problems + leaks + self.judge()
         bad_exits = {n: c for n, c in exit_codes.items() if c not in (0, None)}
         if bad_exits:
             problems.append(f"services that did not stop cleanly on SIGTERM: {bad_exits}")
@@ -505,7 +556,8 @@ class Soak:
         if counts["dead_letters"]:
             problems.append(f"{counts['dead_letters']} dead letters")
         if api["failed_outside_dependency_windows"]:
-            problems.append(f"{api['failed_outside_dependency_windows']} API errors outside dependency outages")
+            where = " outside dependency outages" if self.excused_kinds else ""
+            problems.append(f"{api['failed_outside_dependency_windows']} failed API reads{where}")
         if any(w.kind == "stop_elasticsearch" for w in self.faults) and not api["served_by_mongodb_during_es_downtime"]:
             problems.append("no read was served from MongoDB while Elasticsearch was down")
         passed = not problems
@@ -534,7 +586,21 @@ class Soak:
             "samples": [asdict(s) for s in self.samples],
             "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30)},
+            **self.report_extra(),
         }
-        (self.report_dir / "soak-report.json").write_text(json.dumps(report, indent=2))
-        write_chart(self.report_dir / "soak-chart.png", self.samples, self.api_samples, self.faults)
+        stem = self.report_stem
+        (self.report_dir / f"{stem}-report.json").write_text(json.dumps(report, indent=2))
+        write_chart(
+            self.report_dir / f"{stem}-chart.png", self.samples, self.api_samples, self.faults, self.chart_title
+        )
+        self.write_summary(report)
+
+    def judge(self) -> list[str]:
+        """Problems of this kind of soak beyond the reconciliation's (the run is over, servers stopped)."""
+        return []
+
+    def report_extra(self) -> dict[str, Any]:
+        return {}
+
+    def write_summary(self, report: dict[str, Any]) -> None:
         write_summary(self.report_dir / "soak-report.md", report)
