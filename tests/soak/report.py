@@ -182,13 +182,15 @@ def write_cluster_summary(path: Path, report: dict[str, Any], chart: str = "soak
     """A Markdown summary of a failover soak's report: verdict, reconciliation, each fault's cost."""
     counts, api, config = report["counts"], report["api"], report["config"]
     machine, base = report.get("machine", {}), report["baseline"]
+    loads = [sample["load_1m"] for sample in report.get("samples", []) if sample.get("load_1m") is not None]
+    load = f" (1-minute load average {sum(loads) / len(loads):.1f} mean, {max(loads):.1f} peak)" if loads else ""
     lines = [
         "# Failover soak report (three-node clusters)",
         "",
         f"**{report['verdict']}**",
         "",
         f"Finished {report.get('finished_at', 'unknown')} on {machine.get('cpus', '?')} cores, "
-        f"{machine.get('memory_gb', '?')} GB, with the {report['cluster']['size']}-node Elasticsearch, MongoDB "
+        f"{machine.get('memory_gb', '?')} GB{load}, with the {report['cluster']['size']}-node Elasticsearch, MongoDB "
         f"and RabbitMQ clusters of `make up CLUSTER={report['cluster']['size']}` on this one machine; "
         f"{float(config['seconds']):.0f} s of faults ({config['videos_per_minute']} new videos per minute per "
         f"query, seed {config['seed']}), then draining. One fetcher, one indexer and two API processes "

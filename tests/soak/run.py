@@ -93,6 +93,8 @@ class Sample:
     t: float
     videos_in_mongo: int | None
     rss_mib: dict[str, float | None]
+    # The machine's 1-minute load average: what else ran beside the soak.
+    load_1m: float | None = None
 
 
 @dataclass
@@ -313,7 +315,7 @@ class Soak:
                 except Exception:
                     count = None
                 rss = {name: p.rss_mib() for name, p in self.processes.items()}
-                self.samples.append(Sample(self.now(), count, rss))
+                self.samples.append(Sample(self.now(), count, rss, os.getloadavg()[0]))
                 await asyncio.sleep(self.config.sample_seconds)
         finally:
             await mongo.close()
