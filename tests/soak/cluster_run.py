@@ -27,7 +27,7 @@ from pymongo import AsyncMongoClient
 
 from deploy.localstack.cluster import Cluster
 from deploy.localstack.config import StackError
-from deploy.localstack.node_group import node_pids
+from deploy.localstack.node_group import MB, node_pids
 from deploy.localstack.server import Server
 from services.common.clients import connect_amqp_robust, split_urls
 from services.common.settings import PROJECT_ROOT
@@ -45,6 +45,7 @@ CLUSTER_FAULT_KINDS = (
 FAILOVER_TIMEOUT = 90.0
 WHOLE_TIMEOUT = 300.0
 PROBE_INTERVAL = 0.25
+NODE_RSS_SECONDS = 5.0
 # A fault's cost is counted until this long after the harness is done with it (the services'
 # reconnections and retries settle after the node is back).
 RECOVERY_SECONDS = 10.0
@@ -73,6 +74,8 @@ class ClusterSoak(Soak):
         self.exchange = f"soak-{run}.videos"
         self.queue = f"soak-{run}.videos.index"
         self.was_running = False
+        # (seconds, MiB): the nine server nodes' RSS together, read every NODE_RSS_SECONDS.
+        self.node_rss_mib: list[tuple[float, float]] = []
 
     # servers -------------------------------------------------------------------------------------
 
@@ -149,6 +152,15 @@ class ClusterSoak(Soak):
                     await channel.exchange_delete(row["name"])
         finally:
             await connection.close()
+
+    async def sample(self) -> None:
+        await asyncio.gather(super().sample(), self._sample_nodes())
+
+    async def _sample_nodes(self) -> None:
+        while not self._stop_load.is_set():
+            total = await asyncio.to_thread(lambda: sum(group.rss() for group in self.cluster.groups()))
+            self.node_rss_mib.append((self.now(), total / MB))
+            await asyncio.sleep(NODE_RSS_SECONDS)
 
     # services ------------------------------------------------------------------------------------
 
@@ -326,7 +338,11 @@ class ClusterSoak(Soak):
 
     def report_extra(self) -> dict[str, Any]:
         return {
-            "cluster": {"size": self.cluster.size, "env": self.servers_env()},
+            "cluster": {
+                "size": self.cluster.size,
+                "env": self.servers_env(),
+                "nodes_rss_mib_peak": round(max((mib for _, mib in self.node_rss_mib), default=0.0)),
+            },
             "fault_costs": self.fault_costs(),
             "baseline": self.baseline(),
         }

@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt
 if TYPE_CHECKING:
     from tests.soak.run import ApiSample, FaultWindow, Sample
 
+RATE_SECONDS = 2.0
 FAULT_COLOURS = {
     "kill_fetcher": "#f4a261",
     "kill_indexer": "#e76f51",
@@ -50,7 +51,13 @@ def write_chart(
     fig, (ingest_ax, latency_ax, memory_ax) = plt.subplots(3, 1, figsize=(12, 10), sharex=True)
 
     counted = [(s.t, s.videos_in_mongo) for s in samples if s.videos_in_mongo is not None]
-    rates = [(t1, max(0.0, (c1 - c0) / (t1 - t0))) for (t0, c0), (t1, c1) in itertools.pairwise(counted) if t1 > t0]
+    # Rates over at least RATE_SECONDS: finer samples (the failover soak's) would show the indexer's
+    # batches, not the flow.
+    spaced = counted[:1]
+    for t, count in counted[1:]:
+        if t - spaced[-1][0] >= RATE_SECONDS:
+            spaced.append((t, count))
+    rates = [(t1, max(0.0, (c1 - c0) / (t1 - t0))) for (t0, c0), (t1, c1) in itertools.pairwise(spaced)]
     if rates:
         ingest_ax.plot(*zip(*rates, strict=True), color="#264653")
     ingest_ax.set_ylabel("videos/s into MongoDB")
@@ -182,6 +189,8 @@ def write_cluster_summary(path: Path, report: dict[str, Any], chart: str = "soak
     """A Markdown summary of a failover soak's report: verdict, reconciliation, each fault's cost."""
     counts, api, config = report["counts"], report["api"], report["config"]
     machine, base = report.get("machine", {}), report["baseline"]
+    peak = report["cluster"].get("nodes_rss_mib_peak")
+    nodes = f"The server nodes' RSS together peaked at {peak:,} MiB. " if peak else ""
     loads = [sample["load_1m"] for sample in report.get("samples", []) if sample.get("load_1m") is not None]
     load = f" (1-minute load average {sum(loads) / len(loads):.1f} mean, {max(loads):.1f} peak)" if loads else ""
     lines = [
@@ -209,7 +218,7 @@ def write_cluster_summary(path: Path, report: dict[str, Any], chart: str = "soak
         f"| API cursor walk | {counts['api']['listed']} | {counts['api']['missing']} | {counts['api']['duplicated']} "
         f"| {counts['api']['extra']} |",
         "",
-        f"Queue depth at the end: {counts['queue_depth']}; dead letters: {counts['dead_letters']}. "
+        f"Queue depth at the end: {counts['queue_depth']}; dead letters: {counts['dead_letters']}. {nodes}"
         f"API reads: {api['requests']}, failed: {api['failed']} (none is excused: a majority of every "
         f"cluster was up throughout); p50 {api['latency_ms_p50']} ms, p99 {api['latency_ms_p99']} ms.",
         "",
