@@ -6,6 +6,7 @@ fails, the lock that serialises two runs, and handing a folder to a server's own
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -24,6 +25,15 @@ KILL_TIMEOUT = 15.0
 LOG_TAIL_LINES = 20
 
 _launched: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _reap_launched() -> None:
+    """At exit, collect the servers launched here that have stopped since (a test that restarted a
+    cluster node, then stopped the cluster through ``down``): their handles then close quietly
+    rather than report a running subprocess. A server still running is left running."""
+    for child in _launched:
+        child.poll()
 
 
 # ------------------------------------------------------------------------------------ /proc
