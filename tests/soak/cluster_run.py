@@ -42,6 +42,13 @@ CLUSTER_FAULT_KINDS = (
     "kill_mongodb_primary",
     "stop_rabbitmq_leader",
 )
+# The cluster each fault takes a node from (deploy.localstack.cluster.CLUSTER_KINDS).
+FAULT_CLUSTERS = {
+    "kill_elasticsearch_primary": "elasticsearch",
+    "stepdown_mongodb": "mongodb",
+    "kill_mongodb_primary": "mongodb",
+    "stop_rabbitmq_leader": "rabbitmq",
+}
 FAILOVER_TIMEOUT = 90.0
 WHOLE_TIMEOUT = 300.0
 PROBE_INTERVAL = 0.25
@@ -64,9 +71,14 @@ class ClusterSoak(Soak):
     report_stem = "soak-cluster"
     chart_title = "tubewatch failover soak on 3-node clusters: ingest, API latency, memory; shaded: faults"
 
-    def __init__(self, config: SoakConfig, cluster: Cluster | None = None) -> None:
+    def __init__(self, config: SoakConfig, cluster: Cluster | None = None, *, overlap: bool = False) -> None:
         super().__init__(config)
         self.cluster = cluster or Cluster()
+        # With overlap a node is started again while the next fault (on another cluster) goes on, so
+        # every cluster still lacks at most one node at a time; without it each fault waits for its
+        # node to be back and its cluster whole, so each fault's cost is its own.
+        self.overlap = overlap
+        self._recovering: dict[str, asyncio.Task[None]] = {}
         run = secrets.token_hex(4)
         self.namespace = f"soak-{run}"
         self.database = f"soak_{run}"
@@ -174,7 +186,17 @@ class ClusterSoak(Soak):
 
     # faults --------------------------------------------------------------------------------------
 
+    async def chaos(self) -> None:
+        try:
+            await super().chaos()
+        finally:
+            recovering, self._recovering = list(self._recovering.values()), {}
+            await asyncio.gather(*recovering)
+
     async def _inflict(self, kind: str, window: FaultWindow) -> None:
+        group = FAULT_CLUSTERS[kind]
+        if group in self._recovering:  # this cluster's last node lost is not back yet
+            await self._recovering.pop(group)
         began = time.monotonic()
 
         def since() -> float:
@@ -187,13 +209,13 @@ class ClusterSoak(Soak):
             window.measures["killed_s"] = since()
             await self._until(lambda: self._es_primary_elsewhere(node), "a primary elsewhere", window)
             window.measures["primary_promoted_s"] = since()
-            await self._down_and_back(node, window, since)
+            await self._down_and_back(node, window, since, group)
         elif kind == "stepdown_mongodb":
             old = await asyncio.to_thread(self.cluster.mongodb.step_down, 30)
             window.target = old.name
             await self._until(lambda: self._mongo_primary_other_than(old), "a new primary", window)
             window.measures["election_s"] = since()
-            await asyncio.to_thread(self.cluster.wait_whole, WHOLE_TIMEOUT)
+            await asyncio.to_thread(self.cluster.groups([group])[0].wait_whole, WHOLE_TIMEOUT)
             window.measures["whole_s"] = since()
         elif kind == "kill_mongodb_primary":
             node = await asyncio.to_thread(self.cluster.mongodb.primary)
@@ -202,7 +224,7 @@ class ClusterSoak(Soak):
             window.measures["killed_s"] = since()
             await self._until(lambda: self._mongo_primary_other_than(node), "a new primary", window)
             window.measures["election_s"] = since()
-            await self._down_and_back(node, window, since)
+            await self._down_and_back(node, window, since, group)
         elif kind == "stop_rabbitmq_leader":
             node = await asyncio.to_thread(self.cluster.rabbitmq.queue_leader, self.queue)
             window.target = node.name
@@ -210,16 +232,24 @@ class ClusterSoak(Soak):
             window.measures["stopped_s"] = since()
             await self._until(lambda: self._rabbit_leader_other_than(node), "a new queue leader", window)
             window.measures["leader_elected_s"] = since()
-            await self._down_and_back(node, window, since)
+            await self._down_and_back(node, window, since, group)
         else:
             raise ValueError(f"unknown cluster fault {kind!r}")
 
-    async def _down_and_back(self, node: Server, window: FaultWindow, since: Callable[[], float]) -> None:
-        """Keep ``node`` down a while longer, start it on its data, wait until its cluster is whole."""
+    async def _down_and_back(self, node: Server, window: FaultWindow, since: Callable[[], float], group: str) -> None:
+        """Keep ``node`` down a while longer, then start it on its data and wait until its cluster is
+        whole: before the fault ends, or (overlap) while the next one goes on."""
         await asyncio.sleep(self.rng.uniform(*self.config.outage_seconds))
+        back = self._back(node, window, since, group)
+        if self.overlap:
+            self._recovering[group] = asyncio.create_task(back)
+        else:
+            await back
+
+    async def _back(self, node: Server, window: FaultWindow, since: Callable[[], float], group: str) -> None:
         await asyncio.to_thread(self.cluster.restart, node)
         window.measures["restarted_s"] = since()
-        await asyncio.to_thread(self.cluster.wait_whole, WHOLE_TIMEOUT)
+        await asyncio.to_thread(self.cluster.groups([group])[0].wait_whole, WHOLE_TIMEOUT)
         window.measures["whole_s"] = since()
 
     async def _until(self, check: Callable[[], bool], what: str, window: FaultWindow) -> None:
