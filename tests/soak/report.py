@@ -105,6 +105,23 @@ def write_chart(
     plt.close(fig)
 
 
+def reconciliation_lines(counts: dict[str, Any]) -> list[str]:
+    """The reconciliation's table: what the emulator showed against each store and the API walk."""
+    return [
+        "## Reconciliation (the emulator's ground truth against every store)",
+        "",
+        "| | videos | missing | duplicated | extra |",
+        "|---|---|---|---|---|",
+        f"| made visible by the emulator | {counts['visible']} | | | |",
+        f"| MongoDB | {counts['mongodb']['documents']} | {counts['mongodb']['missing']} | 0 (unique index) "
+        f"| {counts['mongodb']['extra']} |",
+        f"| Elasticsearch | {counts['elasticsearch']['documents']} | {counts['elasticsearch']['missing']} "
+        f"| 0 (`_id` = video id) | {counts['elasticsearch']['extra']} |",
+        f"| API cursor walk | {counts['api']['listed']} | {counts['api']['missing']} | {counts['api']['duplicated']} "
+        f"| {counts['api']['extra']} |",
+    ]
+
+
 def write_summary(path: Path, report: dict[str, Any], chart: str = "soak-chart.png") -> None:
     """A Markdown summary of a soak report: verdict, reconciliation, faults, API, memory, chart."""
     counts, api, config = report["counts"], report["api"], report["config"]
@@ -127,17 +144,7 @@ def write_summary(path: Path, report: dict[str, Any], chart: str = "soak-chart.p
         f"({config['videos_per_minute']} new videos per minute per query, seed {config['seed']}), then draining. "
         "Made by `make soak` (`tests/soak/`), summarised with `python -m tests.soak.report`.",
         "",
-        "## Reconciliation (the emulator's ground truth against every store)",
-        "",
-        "| | videos | missing | duplicated | extra |",
-        "|---|---|---|---|---|",
-        f"| made visible by the emulator | {counts['visible']} | | | |",
-        f"| MongoDB | {counts['mongodb']['documents']} | {counts['mongodb']['missing']} | 0 (unique index) "
-        f"| {counts['mongodb']['extra']} |",
-        f"| Elasticsearch | {counts['elasticsearch']['documents']} | {counts['elasticsearch']['missing']} "
-        f"| 0 (`_id` = video id) | {counts['elasticsearch']['extra']} |",
-        f"| API cursor walk | {counts['api']['listed']} | {counts['api']['missing']} | {counts['api']['duplicated']} "
-        f"| {counts['api']['extra']} |",
+        *reconciliation_lines(counts),
         "",
         f"Per query: {', '.join(f'{q} {n}' for q, n in counts['per_query'].items())}. "
         f"Queue depth at the end: {counts['queue_depth']}; dead letters: {counts['dead_letters']}.",
@@ -206,17 +213,7 @@ def write_cluster_summary(path: Path, report: dict[str, Any], chart: str = "soak
         "(`API_WORKERS=2`) with quorum queues, `w: majority` writes and every node's URL; three clients "
         "listing, searching and walking cursors throughout. Made by `make soak-cluster` (`tests/soak/`).",
         "",
-        "## Reconciliation (the emulator's ground truth against every store)",
-        "",
-        "| | videos | missing | duplicated | extra |",
-        "|---|---|---|---|---|",
-        f"| made visible by the emulator | {counts['visible']} | | | |",
-        f"| MongoDB | {counts['mongodb']['documents']} | {counts['mongodb']['missing']} | 0 (unique index) "
-        f"| {counts['mongodb']['extra']} |",
-        f"| Elasticsearch | {counts['elasticsearch']['documents']} | {counts['elasticsearch']['missing']} "
-        f"| 0 (`_id` = video id) | {counts['elasticsearch']['extra']} |",
-        f"| API cursor walk | {counts['api']['listed']} | {counts['api']['missing']} | {counts['api']['duplicated']} "
-        f"| {counts['api']['extra']} |",
+        *reconciliation_lines(counts),
         "",
         f"Queue depth at the end: {counts['queue_depth']}; dead letters: {counts['dead_letters']}. {nodes}"
         f"API reads: {api['requests']}, failed: {api['failed']} (none is excused: a majority of every "
