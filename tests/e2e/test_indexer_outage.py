@@ -1,4 +1,8 @@
-"""A store stopped for 20 s in the middle of a run (a private MongoDB and Elasticsearch, never the shared ones)."""
+"""A store stopped for 20 s in the middle of a run (a private MongoDB and Elasticsearch, never the shared ones).
+
+It also checks what every test of the private stack relies on: its stopped server really refuses
+connections, and once started again it has kept its data.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
 
 from services.common.catalogue import VIDEOS_COLLECTION
 from services.common.settings import StackSettings
@@ -60,6 +65,24 @@ async def private_stores(
             await mongo.close()
 
 
+async def _answers(private_stack: PrivateStack, server: Server) -> bool:
+    """Whether the private ``server`` accepts a connection now (one try, no retries)."""
+    if server == "elasticsearch":
+        es = AsyncElasticsearch(private_stack.elasticsearch_url, request_timeout=5, max_retries=0)
+        try:
+            return bool(await es.ping())
+        finally:
+            await es.close()
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(private_stack.mongodb_url, serverSelectionTimeoutMS=2000)
+    try:
+        await mongo.admin.command("ping")
+        return True
+    except ConnectionFailure:
+        return False
+    finally:
+        await mongo.close()
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("server", ["elasticsearch", "mongodb"])
 async def test_a_store_stopped_for_20_seconds_mid_run_loses_nothing_and_the_indexer_recovers_by_itself(
@@ -101,9 +124,17 @@ async def test_a_store_stopped_for_20_seconds_mid_run_loses_nothing_and_the_inde
             return await db[VIDEOS_COLLECTION].estimated_document_count() >= 2 * CHUNK
 
         await wait_until(under_way, within=120, what=f"the run under way (log: {indexer.log})")
+        # A record of the test's own that the restarted server must still have.
+        if server == "elasticsearch":
+            # No replica: a single node stays green.
+            await es.indices.create(index=f"{alias}-kept", settings={"number_of_replicas": 0})
+            await es.index(index=f"{alias}-kept", id="1", document={"n": 1}, refresh=True)
+        else:
+            await db.kept.insert_one({"_id": 1})
         outage_started = asyncio.get_running_loop().time()
         await asyncio.to_thread(private_stack.stop, server)
         try:
+            assert not await _answers(private_stack, server), f"the stopped {server} still answers"
 
             async def reports_unready() -> bool:
                 status, body = await indexer.get("/readyz")
@@ -120,6 +151,10 @@ async def test_a_store_stopped_for_20_seconds_mid_run_loses_nothing_and_the_inde
             await asyncio.sleep(max(0.0, remaining))
         finally:
             await asyncio.to_thread(private_stack.start, server)
+        if server == "elasticsearch":
+            assert (await es.get(index=f"{alias}-kept", id="1"))["_source"] == {"n": 1}
+        else:
+            assert await db.kept.find_one({"_id": 1}) == {"_id": 1}
         await publisher
         await wait_stored(db, es, alias, len(events), within=300)
         await indexer.wait_ready(within=60)
