@@ -1,7 +1,9 @@
 """A store stopped for 20 s in the middle of a run (a private MongoDB and Elasticsearch, never the shared ones).
 
 It also checks what every test of the private stack relies on: its stopped server really refuses
-connections, and once started again it has kept its data.
+connections, and once started again it has kept its data. And while Elasticsearch is down, the API's
+degraded mode on a catalogue of its own: lists and ``q`` served from MongoDB, back to Elasticsearch
+without a restart (the outage lasts its 20 s anyway: an Elasticsearch start is spent once).
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ from typing import Any
 
 import aio_pika
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure
 
+from services.api.app import create_app
 from services.common.catalogue import VIDEOS_COLLECTION
+from services.common.events import VideoEvent
 from services.common.settings import StackSettings
 from services.common.topology import QueueNames
 from tests.factories import make_event
+from tests.integration.api_support import api_settings, get_page, newest_first, prepare_stores, spread_events, write
 from tests.integration.indexer_support import (
     IndexerProcess,
     bodies,
@@ -65,6 +71,90 @@ async def private_stores(
             await mongo.close()
 
 
+class DegradedApi:
+    """The API (in this process) on a catalogue of its own on the private stack, checked around an
+    Elasticsearch outage: served by Elasticsearch, then by MongoDB, then by Elasticsearch again."""
+
+    def __init__(self, client: TestClient[Any, Any], events: list[VideoEvent]) -> None:
+        self.client = client
+        self.events = events
+        self.first: dict[str, Any] = {}
+
+    async def before_outage(self) -> None:
+        self.first, served_by = await get_page(self.client, {"limit": "100"})
+        assert served_by == "elasticsearch"
+        assert (await self.client.get("/api/v1/videos", params={"q": "cricket", "sort": "relevance"})).status == 200
+
+    async def during_outage(self) -> None:
+        api = self.client
+        # The walk started on Elasticsearch goes on from MongoDB with the same cursor, same order.
+        ids = [item["video_id"] for item in self.first["items"]]
+        cursor = self.first["next_cursor"]
+        while cursor:
+            body, served_by = await get_page(api, {"limit": "100", "cursor": cursor})
+            assert served_by == "mongodb"
+            ids += [item["video_id"] for item in body["items"]]
+            cursor = body["next_cursor"]
+        assert ids == newest_first(self.events)
+
+        body, served_by = await get_page(api, {"q": "highlights", "limit": "100"})
+        assert served_by == "mongodb"
+        assert len(body["items"]) == 100
+        body, _ = await get_page(api, {"q": "highl", "limit": "100"})
+        assert body["items"] == []  # MongoDB's text index matches whole words only: no prefixes
+        response = await api.get("/api/v1/videos", params={"q": "cricket", "sort": "relevance"})
+        assert response.status == 503
+        assert (await response.json())["error"]["code"] == "unavailable"
+        ready = await api.get("/readyz")
+        assert ready.status == 200
+        assert "degraded" in (await ready.json())["checks"]["elasticsearch"]["detail"]
+
+    async def after_outage(self) -> None:
+        async def served_by_elasticsearch_again() -> bool:
+            _, served = await get_page(self.client, {"limit": "1"})
+            return served == "elasticsearch"
+
+        await wait_until(served_by_elasticsearch_again, within=60, what="the API to use Elasticsearch again")
+        response = await self.client.get("/api/v1/videos", params={"q": "cricket", "sort": "relevance"})
+        assert response.status == 200
+
+
+@pytest.fixture
+async def degraded_api(
+    server: Server, private_stack: PrivateStack, unique_name: str
+) -> AsyncIterator[DegradedApi | None]:
+    """For the Elasticsearch outage: the API on 250 videos of its own database and alias."""
+    if server != "elasticsearch":
+        yield None
+        return
+    name = unique_name.replace("twtest-", "twtest-api-")
+    database = name.replace("-", "_")
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(private_stack.mongodb_url, tz_aware=True)
+    es = AsyncElasticsearch(private_stack.elasticsearch_url, request_timeout=30)
+    events = spread_events(random.Random(17), 250)
+    try:
+        await write(await prepare_stores(mongo[database], es, name), es, name, events)
+        settings = api_settings(
+            mongodb_url=private_stack.mongodb_url,
+            mongodb_database=database,
+            elasticsearch_url=private_stack.elasticsearch_url,
+            elasticsearch_index=name,
+        )
+        async with TestClient(TestServer(create_app(settings))) as client:
+            yield DegradedApi(client, events)
+    finally:
+        try:
+            await mongo.drop_database(database)
+            if await es.ping():
+                found = await es.indices.get(index=f"{name}*", allow_no_indices=True)
+                if found.body:
+                    await es.indices.delete(index=",".join(found.body))
+        finally:
+            # Closed even when a store is still down: an unclosed client would fail a later test.
+            await mongo.close()
+            await es.close()
+
+
 async def _answers(private_stack: PrivateStack, server: Server) -> bool:
     """Whether the private ``server`` accepts a connection now (one try, no retries)."""
     if server == "elasticsearch":
@@ -89,6 +179,7 @@ async def test_a_store_stopped_for_20_seconds_mid_run_loses_nothing_and_the_inde
     server: Server,
     private_stack: PrivateStack,
     private_stores: tuple[AsyncDatabase[dict[str, Any]], AsyncElasticsearch, str],
+    degraded_api: DegradedApi | None,
     stack: StackSettings,
     amqp: aio_pika.abc.AbstractRobustConnection,
     queue_names: QueueNames,
@@ -131,6 +222,8 @@ async def test_a_store_stopped_for_20_seconds_mid_run_loses_nothing_and_the_inde
             await es.index(index=f"{alias}-kept", id="1", document={"n": 1}, refresh=True)
         else:
             await db.kept.insert_one({"_id": 1})
+        if degraded_api is not None:
+            await degraded_api.before_outage()
         outage_started = asyncio.get_running_loop().time()
         await asyncio.to_thread(private_stack.stop, server)
         try:
@@ -146,6 +239,8 @@ async def test_a_store_stopped_for_20_seconds_mid_run_loses_nothing_and_the_inde
                 return await indexer.metric("tubewatch_indexer_store_outages_total", store=server) > 0
 
             await wait_until(holding_a_batch, within=OUTAGE_SECONDS, what="a batch held for the outage")
+            if degraded_api is not None:
+                await degraded_api.during_outage()
             # The outage lasts its full 20 s (the point of the test), whatever the stop took.
             remaining = OUTAGE_SECONDS - (asyncio.get_running_loop().time() - outage_started)
             await asyncio.sleep(max(0.0, remaining))
@@ -153,6 +248,8 @@ async def test_a_store_stopped_for_20_seconds_mid_run_loses_nothing_and_the_inde
             await asyncio.to_thread(private_stack.start, server)
         if server == "elasticsearch":
             assert (await es.get(index=f"{alias}-kept", id="1"))["_source"] == {"n": 1}
+            assert degraded_api is not None
+            await degraded_api.after_outage()
         else:
             assert await db.kept.find_one({"_id": 1}) == {"_id": 1}
         await publisher
