@@ -24,14 +24,13 @@ from pymongo import AsyncMongoClient
 from yarl import URL
 
 # How long a MongoDB operation waits for a usable server (a primary, for writes and default reads).
-# A replica set without a primary elects one 10-15 s after an unplanned failure (the members'
-# electionTimeoutMillis, 12 s on a loaded cluster, plus the vote; 14.5 s was seen on two busy
-# cores): a background service waits that out twice over, so a write pauses instead of failing
-# (its retry after the primary's loss waits afresh). The API answers a user and gives up sooner (its
-# reads mostly go to Elasticsearch); a one-off batch tool is more patient still.
-SERVICE_MONGO_TIMEOUT_MS = 30_000
+# A replica set without a primary elects one in about 10-12 s after an unplanned failure (the
+# members' electionTimeoutMillis plus the vote): a background service waits that out, so a write
+# pauses instead of failing. The API answers a user and gives up sooner (its reads mostly go to
+# Elasticsearch); a one-off batch tool is patient.
+SERVICE_MONGO_TIMEOUT_MS = 15_000
 INTERACTIVE_MONGO_TIMEOUT_MS = 3_000
-BATCH_MONGO_TIMEOUT_MS = 45_000
+BATCH_MONGO_TIMEOUT_MS = 20_000
 
 # Per-request Elasticsearch timeouts, by the same three kinds of caller.
 SERVICE_ES_TIMEOUT_SECONDS = 30.0
