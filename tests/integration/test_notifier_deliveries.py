@@ -133,20 +133,19 @@ async def test_a_video_removed_after_its_delivery_was_queued_is_skipped_and_neve
     assert await queues.counts() == {"work": 0, "dead": 0, "delayed": 0}
 
 
-async def test_a_receiver_answering_503_for_15_seconds_gets_every_delivery_once_it_answers_200(
+async def test_a_receiver_answering_503_for_60_seconds_gets_every_delivery_once_it_answers_200(
     queues: DeliveryQueues, receiver: WebhookReceiver, mongo_db: AsyncDatabase[dict[str, Any]]
 ) -> None:
     saved, secret = await saved_search_with_webhook(mongo_db, receiver.url())
     receiver.add_secret(saved.id, secret)
     requests = requests_for(saved, 30)
     loop = asyncio.get_running_loop()
-    # The backoff reaches its cap after three failures; the outage outlasts that several times over.
-    recovers_at = loop.time() + 15
+    recovers_at = loop.time() + 60
     receiver.answer = lambda request: 503 if loop.time() < recovers_at else 200
 
-    # Backoff 0.5 s doubling to 2 s: a retry within 2 s of the recovery; about 8 attempts fail first.
+    # Backoff 1 s doubling to 4 s: a retry within 4 s of the recovery.
     async with running_worker(
-        queues, mongo_db, queues.settings(webhook_retry_base_seconds=0.5, webhook_retry_max_seconds=2)
+        queues, mongo_db, queues.settings(webhook_retry_base_seconds=1, webhook_retry_max_seconds=4)
     ) as (_, registry):
         await queues.publish(requests)
         await receiver.wait_delivered({r.delivery_id for r in requests}, within=90)
