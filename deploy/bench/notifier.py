@@ -231,11 +231,15 @@ def process_env(
     }
 
 
-async def metric(session: aiohttp.ClientSession, port: int, name: str) -> float:
-    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-        text = await response.text()
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+async def metric(session: aiohttp.ClientSession, port: int | list[int], name: str) -> float:
+    """A metric's value, summed over the processes of ``port`` (a list: each notifier's)."""
+    total = 0.0
+    for one in port if isinstance(port, list) else [port]:
+        async with session.get(f"http://127.0.0.1:{one}/metrics") as response:
+            text = await response.text()
+        match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+        total += float(match.group(1)) if match else 0.0
+    return total
 
 
 class CpuSeconds:
@@ -280,7 +284,7 @@ def _first_port(url: str, default: int) -> int:
     return int(host.rpartition(":")[2]) if ":" in host and host.rpartition(":")[2].isdigit() else default
 
 
-async def mean(session: aiohttp.ClientSession, port: int, histogram: str) -> float:
+async def mean(session: aiohttp.ClientSession, port: int | list[int], histogram: str) -> float:
     """A histogram's mean (``name`` or ``name{labels}``), in seconds."""
     name, _, labels = histogram.partition("{")
     labels = "{" + labels if labels else ""
@@ -299,7 +303,7 @@ async def wait_ready(session: aiohttp.ClientSession, port: int, within: float) -
     raise TimeoutError(f"the process on port {port} was not ready within {within}s")
 
 
-async def settled_matches(session: aiohttp.ClientSession, port: int, events: int, within: float) -> float:
+async def settled_matches(session: aiohttp.ClientSession, port: list[int], events: int, within: float) -> float:
     """The queued matches once the notifier matched ``events`` stored events (all of the backlog's)."""
     deadline = time.monotonic() + within
     matched = 'tubewatch_notifier_stored_events_total{outcome="matched"}'
@@ -349,25 +353,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         watch = StoredWatch()
         await watch.consume(connection, names)
 
-        notifier_port, indexer_port = free_port(), free_port()
+        # Competing consumers of the stored events and of the deliveries, each with its port.
+        notifier_ports, indexer_port = [free_port() for _ in range(args.notifiers)], free_port()
+        notifier_port = notifier_ports[0]
 
-        async def start_notifier() -> asyncio.subprocess.Process:
+        async def start_notifier(port: int) -> asyncio.subprocess.Process:
             started = time.monotonic()
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "services.notifier",
                 cwd=PROJECT_ROOT,
-                env=process_env(stack, run_id, names, notifier_port, receiver),
+                env=process_env(stack, run_id, names, port, receiver),
             )
             processes.append(process)
-            await wait_ready(session, notifier_port, within=300)
+            await wait_ready(session, port, within=300)
             print(f"notifier ready with {len(texts):,} saved searches in {time.monotonic() - started:.1f}s", flush=True)
             return process
 
         # Started once to build the percolator index and declare its queue, then stopped: the backlog's
         # stored events wait in that queue while the indexer stores the videos.
-        notifier = await start_notifier()
+        notifier = await start_notifier(notifier_port)
         notifier.terminate()
         await notifier.wait()
         processes.remove(notifier)
@@ -391,16 +397,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 raise TimeoutError("the indexer did not store the backlog in time")
             await asyncio.sleep(0.2)
         print(f"backlog of {args.videos:,} stored by the indexer", flush=True)
-        notifier = await start_notifier()
-        cpu_notifier = psutil.Process(notifier.pid)
-        cpu_notifier.cpu_percent()
-        cpu = CpuSeconds({"notifier": notifier.pid, "indexer": indexer.pid, "bench_and_receiver": os.getpid()}, stack)
+        notifiers = list(await asyncio.gather(*(start_notifier(port) for port in notifier_ports)))
+        cpu_notifiers = [psutil.Process(n.pid) for n in notifiers]
+        for cpu_notifier in cpu_notifiers:
+            cpu_notifier.cpu_percent()
+        notifier_pids = {
+            "notifier" if len(notifiers) == 1 else f"notifier{n + 1}": notifier.pid
+            for n, notifier in enumerate(notifiers)
+        }
+        cpu = CpuSeconds({**notifier_pids, "indexer": indexer.pid, "bench_and_receiver": os.getpid()}, stack)
         psutil.cpu_percent()
         percolated = "tubewatch_notifier_videos_percolated_total"
         first = last = None
         deadline = time.monotonic() + args.videos / 50 + 120
         while time.monotonic() < deadline:
-            count = await metric(session, notifier_port, percolated)
+            count = await metric(session, notifier_ports, percolated)
             if count and first is None:
                 first = time.monotonic()
             if count >= args.videos:
@@ -410,18 +421,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if first is None or last is None:
             raise TimeoutError("the backlog was not percolated in time")
         percolate_cpu = {
-            "notifier_cpu_percent": round(cpu_notifier.cpu_percent()),
+            "notifier_cpu_percent": round(sum(c.cpu_percent() for c in cpu_notifiers)),
             "machine_cpu_percent_of_all_cores": round(psutil.cpu_percent()),
         }
-        queued = await settled_matches(session, notifier_port, watch.events, within=args.videos / 50 + 120)
+        queued = await settled_matches(session, notifier_ports, watch.events, within=args.videos / 50 + 120)
         # Where an event's time went: the whole event against each of its stages (wait_synced, read,
         # percolate, record, publish with confirms, mark_queued), as the notifier's own histograms saw them.
         timings: dict[str, Any] = {
-            name: await mean(session, notifier_port, f"tubewatch_notifier_{name}")
+            name: await mean(session, notifier_ports, f"tubewatch_notifier_{name}")
             for name in ("percolate_seconds", "event_seconds")
         }
         timings["stages"] = {
-            stage: await mean(session, notifier_port, f'tubewatch_notifier_event_stage_seconds{{stage="{stage}"}}')
+            stage: await mean(session, notifier_ports, f'tubewatch_notifier_event_stage_seconds{{stage="{stage}"}}')
             for stage in STAGES
         }
         await receiver.wait_for(int(queued), within=max(120, queued / 50))
@@ -429,6 +440,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         arrivals = [t for t, _, _ in receiver.arrivals]
         throughput = {
             "videos": args.videos,
+            "notifiers": args.notifiers,
             "videos_percolated_per_second": round(args.videos / (last - first)),
             "matches_queued": int(queued),
             "matches_per_video": round(queued / args.videos, 2),
@@ -466,9 +478,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         before = queued
         settle_deadline = time.monotonic() + 60
         while time.monotonic() < settle_deadline:
-            queued = await metric(session, notifier_port, 'tubewatch_notifier_matches_total{outcome="queued"}')
+            queued = await metric(session, notifier_ports, 'tubewatch_notifier_matches_total{outcome="queued"}')
             if (
-                await metric(session, notifier_port, percolated) >= args.videos + total
+                await metric(session, notifier_ports, percolated) >= args.videos + total
                 and len(receiver.arrivals) >= queued - before
             ):
                 break
@@ -548,6 +560,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=int, default=100, help="videos a second in phase 2 (latency)")
     parser.add_argument("--seconds", type=int, default=30, help="length of phase 2")
     parser.add_argument("--receiver-hosts", type=int, default=8, help="loopback addresses the webhooks spread over")
+    parser.add_argument("--notifiers", type=int, default=1, help="notifier processes (competing consumers)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results: dict[str, Any] = {
