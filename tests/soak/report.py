@@ -122,6 +122,17 @@ def reconciliation_lines(counts: dict[str, Any]) -> list[str]:
     ]
 
 
+def footer_lines(report: dict[str, Any], chart: str) -> list[str]:
+    """Both reports' end: the problems found, then the chart."""
+    return [
+        "",
+        f"Problems: {'; '.join(report['problems']) if report['problems'] else 'none'}.",
+        "",
+        f"![Ingest rate, API latency and memory over time; shaded: fault windows]({chart})",
+        "",
+    ]
+
+
 def write_summary(path: Path, report: dict[str, Any], chart: str = "soak-chart.png") -> None:
     """A Markdown summary of a soak report: verdict, reconciliation, faults, API, memory, chart."""
     counts, api, config = report["counts"], report["api"], report["config"]
@@ -175,11 +186,7 @@ def write_summary(path: Path, report: dict[str, Any], chart: str = "soak-chart.p
         "| process | peak |",
         "|---|---|",
         *(f"| {name} | {value:.0f} |" for name, value in sorted(peak.items())),
-        "",
-        f"Problems: {'; '.join(report['problems']) if report['problems'] else 'none'}.",
-        "",
-        f"![Ingest rate, API latency and memory over time; shaded: fault windows]({chart})",
-        "",
+        *footer_lines(report, chart),
     ]
     path.write_text("\n".join(lines))
 
@@ -242,11 +249,7 @@ def write_cluster_summary(path: Path, report: dict[str, Any], chart: str = "soak
     lines += [
         f"| *no fault* | | | | | {_cell(base['write_pause_s'])} | {base['reads']} | | {_cell(base['read_ms_p50'])} "
         f"| {_cell(base['read_ms_p99'])} | {_cell(base['read_ms_max'])} |",
-        "",
-        f"Problems: {'; '.join(report['problems']) if report['problems'] else 'none'}.",
-        "",
-        f"![Ingest rate, API latency and memory over time; shaded: fault windows]({chart})",
-        "",
+        *footer_lines(report, chart),
     ]
     path.write_text("\n".join(lines))
 
