@@ -61,7 +61,7 @@ async def test_schemathesis_finds_no_server_error_in_the_admin_api(
             "--request-timeout",
             "20",
             "--max-time",
-            "60",
+            "30",
         ]
         process = await asyncio.create_subprocess_exec(
             *command, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT

@@ -99,7 +99,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(live_a
         "--request-timeout",
         "20",
         "--max-time",
-        "45",
+        "25",
     ]
     process = await asyncio.create_subprocess_exec(
         *command, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
