@@ -2,10 +2,11 @@
 
 ``up`` goes RabbitMQ, MongoDB, Elasticsearch, Prometheus and ``down`` the reverse, under a lock on
 the state dir; one server failing does not stop the others. ``--cluster 3`` does the same over
-cluster mode's three-node clusters instead (``cluster``), beside the single-node stack; a plain
-``down`` stops both. Exit codes: 0 done, 1 a server failed, 2 bad arguments, 3 ``status`` found a
-server down (a data server, or any server named with ``--only``: Prometheus down alone does not fail
-a plain ``status``; any node down fails a cluster ``status``), 130 interrupted.
+cluster mode's three-node clusters instead (``cluster``, the three side by side), beside the
+single-node stack; a plain ``down`` stops both. Exit codes: 0 done, 1 a server failed, 2 bad
+arguments, 3 ``status`` found a server down (a data server, or any server named with ``--only``:
+Prometheus down alone does not fail a plain ``status``; any node down fails a cluster ``status``),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from deploy import localstack
 from deploy.localstack.cluster import CLUSTER_KINDS, Cluster
@@ -69,22 +71,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def change(command: str, servers: Sequence[Server | NodeGroup], config: Config) -> int:
-    """Bring ``servers`` up or down; each failure is one line on stderr."""
+def change(command: str, servers: Sequence[Server | NodeGroup], config: Config, *, concurrently: bool = False) -> int:
+    """Bring ``servers`` up or down, in order or all at once; each failure is one line on stderr."""
     if os.geteuid() != 0:
         raise StackError("run as root: it installs packages and runs Elasticsearch as its own user")
     began = time.monotonic()
-    failed = []
+
+    def apply(server: Server | NodeGroup) -> str:
+        try:
+            if command == "up":
+                server.up()
+            else:
+                server.down()
+        except (StackError, OSError, subprocess.SubprocessError) as exc:
+            print(f"localstack: error: {exc}", file=sys.stderr)
+            return server.name
+        return ""
+
+    ordered = list(servers if command == "up" else reversed(servers))
     with file_lock(config.run_dir / "localstack.lock", "the state dir"):
-        for server in servers if command == "up" else reversed(servers):
-            try:
-                if command == "up":
-                    server.up()
-                else:
-                    server.down()
-            except (StackError, OSError, subprocess.SubprocessError) as exc:
-                print(f"localstack: error: {exc}", file=sys.stderr)
-                failed.append(server.name)
+        if concurrently and len(ordered) > 1:
+            with ThreadPoolExecutor(len(ordered)) as pool:
+                outcomes = list(pool.map(apply, ordered))
+        else:
+            outcomes = [apply(server) for server in ordered]
+    failed = [name for name in outcomes if name]
     if failed:
         print(f"localstack: {command} failed for {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -96,7 +107,8 @@ def run_cluster(command: str, size: int, only: list[str] | None, config: Config)
     cluster = Cluster(config, size)
     if command == "status":
         return 0 if cluster.status(only) else STATUS_DOWN
-    code = change(command, cluster.groups(only), config)
+    # The clusters share nothing: they start and stop side by side (Elasticsearch's JVMs take longest).
+    code = change(command, cluster.groups(only), config, concurrently=True)
     if command == "up" and code == 0:
         cluster.write_env()
         print(f"localstack: the services' environment for the cluster is in {cluster.env_file}")
