@@ -9,13 +9,17 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aio_pika
 import pytest
 from elasticsearch import AsyncElasticsearch
+from hypothesis import settings
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -24,6 +28,11 @@ from deploy.localstack.node_group import node_pids
 from services.common.settings import PROJECT_ROOT, StackSettings
 from services.common.topology import QueueNames
 from tests.private_stack import PrivateStack
+
+# The unit tests share the two cores with cluster mode's bring-up (see ClusterBringUp): a wall-clock
+# deadline per generated example would judge the machine's load, not the code.
+settings.register_profile("tubewatch", deadline=None)
+settings.load_profile("tubewatch")
 
 
 @pytest.fixture(scope="session")
@@ -108,8 +117,9 @@ async def queue_names(amqp: aio_pika.abc.AbstractRobustConnection, unique_name: 
 
 @pytest.fixture(scope="session")
 def private_stack() -> Iterator[PrivateStack]:
-    """A MongoDB and an Elasticsearch of this test session alone, for outage tests (stop/start)."""
-    stack = PrivateStack(mongodb_port=free_port(), elasticsearch_port=free_port())
+    """A MongoDB and an Elasticsearch of this test session alone, for outage tests (stop/start); a
+    RabbitMQ of its own too, started only when a test (the short soak) asks for it."""
+    stack = PrivateStack(mongodb_port=free_port(), elasticsearch_port=free_port(), amqp_port=free_port())
     try:
         stack.start("mongodb")
         stack.start("elasticsearch")
@@ -118,12 +128,75 @@ def private_stack() -> Iterator[PrivateStack]:
         stack.close()
 
 
+@dataclass
+class ClusterBringUp:
+    """Cluster mode's ``up``, started in the background while the unit tests run (they need no
+    server), so the nine nodes are ready when the first test on them starts."""
+
+    first_item: pytest.Item | None = None
+    was_running: bool = False
+    process: subprocess.Popen[bytes] | None = None
+    output: Path | None = None
+    used: bool = False
+
+    def start(self) -> None:
+        self.was_running = cluster_running(Cluster())
+        self.output = Path(tempfile.mkstemp(prefix="tubewatch-cluster-up-", suffix=".log")[1])
+        with self.output.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "deploy.localstack", "up", "--cluster", "3"],
+                cwd=PROJECT_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait(self, timeout: float = 900) -> None:
+        """Wait for the background ``up``; its failure fails the test with its output."""
+        assert self.process is not None and self.output is not None
+        code = self.process.wait(timeout)
+        output = self.output.read_text(errors="replace")
+        self.output.unlink(missing_ok=True)
+        if code != 0:
+            pytest.fail(f"localstack up --cluster 3 (in the background) exited {code}:\n{output}")
+
+
+CLUSTER_BRING_UP = ClusterBringUp()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests on cluster mode's clusters last, one after the other (in their own order): the
-    nine nodes then run only while they are used, not beside the rest of the suite."""
+    """Run the tests on cluster mode's clusters last, one after the other (in their own order), right
+    after the unit tests: the nine nodes come up while the unit tests run, and then run only while
+    they are used, not beside the rest of the suite."""
     on_cluster = [item for item in items if "project_cluster" in getattr(item, "fixturenames", ())]
-    if on_cluster:
-        items[:] = [item for item in items if item not in on_cluster] + on_cluster
+    if not on_cluster:
+        return
+    rest = [item for item in items if item not in on_cluster]
+    unit = [item for item in rest if item.path.is_relative_to(PROJECT_ROOT / "tests" / "unit")]
+    items[:] = [item for item in rest if item not in unit] + unit + on_cluster
+    CLUSTER_BRING_UP.first_item = unit[0] if unit else None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item is CLUSTER_BRING_UP.first_item and CLUSTER_BRING_UP.process is None:
+        CLUSTER_BRING_UP.start()
+
+
+def pytest_sessionfinish() -> None:
+    # A session that ended before its cluster tests (-x, an interrupt) leaves nothing running that
+    # it started.
+    bring_up = CLUSTER_BRING_UP
+    if bring_up.process is not None and not bring_up.used:
+        bring_up.process.wait(900)
+        if bring_up.output is not None:
+            bring_up.output.unlink(missing_ok=True)
+        if not bring_up.was_running:
+            subprocess.run(
+                [sys.executable, "-m", "deploy.localstack", "down", "--cluster", "3"],
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                timeout=900,
+                check=False,
+            )
 
 
 def cluster_localstack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -152,8 +225,14 @@ def project_cluster() -> Iterator[Cluster]:
     the session: the failover soak and the cluster tests share them. At the end they are stopped
     again when they were not running before, and brought back when they were and a test stopped them."""
     cluster = Cluster()
-    was_running = cluster_running(cluster)
-    cluster_localstack("up")
+    bring_up = CLUSTER_BRING_UP
+    if bring_up.process is not None:
+        bring_up.used = True
+        was_running = bring_up.was_running
+        bring_up.wait()
+    else:
+        was_running = cluster_running(cluster)
+        cluster_localstack("up")
     yield cluster
     if not was_running:
         cluster_localstack("down")

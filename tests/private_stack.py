@@ -1,4 +1,4 @@
-"""A private MongoDB and Elasticsearch for tests that stop and start a store.
+"""A private MongoDB and Elasticsearch (and RabbitMQ) for tests that stop and start a server.
 
 Outage tests must never stop the shared servers other tests use, so they get their own pair,
 brought up by the project's own stack script on free ports with their own state folder.
@@ -27,6 +27,7 @@ class PrivateStack:
         self.mongodb_url = f"mongodb://127.0.0.1:{mongodb_port}/?replicaSet=rs0"
         self.elasticsearch_url = f"http://127.0.0.1:{elasticsearch_port}"
         # Without a port of its own, RabbitMQ stays the shared broker (never stopped from here).
+        self.own_broker = amqp_port is not None
         self.amqp_url = f"amqp://guest:guest@127.0.0.1:{amqp_port}/" if amqp_port else StackSettings().amqp_url
         self._started: set[Server] = set()
 

@@ -126,12 +126,17 @@ class Soak:
     index = "videos"
     queue = "tubewatch.videos.index"
 
-    def __init__(self, config: SoakConfig) -> None:
+    def __init__(self, config: SoakConfig, stack: PrivateStack | None = None) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
         self.report_dir = config.report_dir
         self.logs_dir = config.report_dir / "logs"
-        self._stack: PrivateStack | None = None
+        # A stack handed in (a test session's) is shared: the soak starts what it needs of it and
+        # leaves it running; without one it makes its own and removes it at the end.
+        if stack is not None and not stack.own_broker:
+            raise ValueError("the soak stops RabbitMQ: a shared stack needs a broker of its own (amqp_port)")
+        self._stack: PrivateStack | None = stack
+        self._own_stack = stack is None
         self.keys = {"exhausted": fake_key(self.rng), "big_a": fake_key(self.rng), "big_b": fake_key(self.rng)}
         self.ports = {name: free_port() for name in ("api", "emulator", "fetcher1", "fetcher2", "indexer1", "indexer2")}
         self.processes: dict[str, ServiceProcess] = {}
@@ -198,7 +203,23 @@ class Soak:
             await asyncio.to_thread(self.stack.start, server)
 
     async def close_servers(self) -> None:
-        await asyncio.to_thread(self.stack.close)
+        if self._own_stack:
+            await asyncio.to_thread(self.stack.close)
+            return
+        # A shared stack stays up: only what the services made in it goes (its RabbitMQ is the
+        # soak's alone, removed with the stack).
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, serverSelectionTimeoutMS=30000)
+        try:
+            await mongo.drop_database(self.database)
+        finally:
+            await mongo.close()
+        es = AsyncElasticsearch(split_urls(self.elasticsearch_url), request_timeout=60, max_retries=3)
+        try:
+            found = await es.indices.get(index=f"{self.index}*", allow_no_indices=True, expand_wildcards="all")
+            if found.body:
+                await es.indices.delete(index=",".join(found.body))
+        finally:
+            await es.close()
 
     async def start(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
