@@ -409,10 +409,13 @@ async def test_new_videos_raise_the_banner_and_prepend_in_place(
         assert abs(top - watched["top"]) <= 2, "prepending moved the card the reader was looking at"
         await expect(dash.page.locator("#summary")).to_have_text(f"{len(shown) + 5} of 65 videos")
 
-        # Later pages still follow the original walk: no card twice.
-        for _ in range(3):
-            await dash.page.locator(CARDS).last.scroll_into_view_if_needed()
-        await expect(dash.page.locator(CARDS)).to_have_count(65)
+        # Later pages still follow the original walk: no card twice. Each scroll waits for its page
+        # (a scroll while a page is still loading asks for nothing more).
+        cards = dash.page.locator(CARDS)
+        while (count := await cards.count()) < 65:
+            await cards.last.scroll_into_view_if_needed()
+            await expect(cards).not_to_have_count(count)
+        await expect(cards).to_have_count(65)
         everything = await dash.card_ids()
         assert len(set(everything)) == 65
         await _clean(dash)
