@@ -22,14 +22,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch
-from pymongo import AsyncMongoClient
-
 from deploy.localstack.cluster import Cluster
 from deploy.localstack.config import StackError
 from deploy.localstack.node_group import MB, node_pids
 from deploy.localstack.server import Server
-from services.common.clients import connect_amqp_robust, split_urls
+from services.common.clients import connect_amqp_robust
 from services.common.settings import PROJECT_ROOT
 from tests.soak.report import FAILOVER_KEYS, write_cluster_summary
 from tests.soak.run import FaultWindow, Soak, SoakConfig
@@ -138,18 +135,7 @@ class ClusterSoak(Soak):
 
     async def _remove_namespace(self) -> None:
         """Drop what this run's services made in the clusters: its database, indices, queues, exchanges."""
-        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, serverSelectionTimeoutMS=30000)
-        try:
-            await mongo.drop_database(self.database)
-        finally:
-            await mongo.close()
-        es = AsyncElasticsearch(split_urls(self.elasticsearch_url), request_timeout=60, max_retries=3)
-        try:
-            found = await es.indices.get(index=f"{self.namespace}*", allow_no_indices=True, expand_wildcards="all")
-            if found.body:
-                await es.indices.delete(index=",".join(found.body))
-        finally:
-            await es.close()
+        await self.drop_stores(f"{self.namespace}*")
         node = self.cluster.rabbitmq.rabbit_nodes[0]
         queues = json.loads(await asyncio.to_thread(node.ctl, "list_queues", "name", "--formatter", "json"))
         exchanges = json.loads(await asyncio.to_thread(node.ctl, "list_exchanges", "name", "--formatter", "json"))

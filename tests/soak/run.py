@@ -208,6 +208,10 @@ class Soak:
             return
         # A shared stack stays up: only what the services made in it goes (its RabbitMQ is the
         # soak's alone, removed with the stack).
+        await self.drop_stores(f"{self.index}*")
+
+    async def drop_stores(self, indices: str) -> None:
+        """Drop the services' database in MongoDB and the indices matching ``indices`` in Elasticsearch."""
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, serverSelectionTimeoutMS=30000)
         try:
             await mongo.drop_database(self.database)
@@ -215,7 +219,7 @@ class Soak:
             await mongo.close()
         es = AsyncElasticsearch(split_urls(self.elasticsearch_url), request_timeout=60, max_retries=3)
         try:
-            found = await es.indices.get(index=f"{self.index}*", allow_no_indices=True, expand_wildcards="all")
+            found = await es.indices.get(index=indices, allow_no_indices=True, expand_wildcards="all")
             if found.body:
                 await es.indices.delete(index=",".join(found.body))
         finally:
