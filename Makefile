@@ -67,8 +67,12 @@ lint: install $(ESLINT)
 typecheck: install
 	$(VENV)/bin/mypy services deploy tests
 
+# Two lanes (pytest-xdist): the tests that mostly wait on timers beside the rest (tests/conftest.py,
+# WAITING_LANE); most of the suite leaves the cores idle while it waits.
+PYTEST_LANES := -n 2 --lanes
+
 pytest: install browser $(GRAFANA_SCHEMA)
-	$(VENV)/bin/pytest -p no:cacheprovider --durations=30
+	$(VENV)/bin/pytest -p no:cacheprovider --durations=30 $(PYTEST_LANES)
 
 test: install up lint jstest typecheck audit-if-reachable pytest
 
@@ -76,7 +80,7 @@ unit: install $(GRAFANA_SCHEMA)
 	$(VENV)/bin/pytest -p no:cacheprovider tests/unit
 
 integration: up browser
-	$(VENV)/bin/pytest -p no:cacheprovider tests/integration tests/e2e
+	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_LANES) tests/integration tests/e2e
 
 # Debian's Chromium for the dashboard's browser tests (Playwright's own browser download does not
 # work here); installed once, only when missing.

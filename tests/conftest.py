@@ -22,6 +22,7 @@ from elasticsearch import AsyncElasticsearch
 from hypothesis import settings
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from xdist.scheduler import LoadScopeScheduling
 
 from deploy.localstack.cluster import Cluster
 from deploy.localstack.node_group import node_pids
@@ -163,17 +164,67 @@ class ClusterBringUp:
 CLUSTER_BRING_UP = ClusterBringUp()
 
 
+# Modules that spend their time waiting on timers (poll intervals, retries, backoff, timeouts) rather
+# than on the CPU. With `--lanes` (and `-n 2`, as `make test` runs) they run in a second pytest-xdist
+# worker beside everything else, which runs in order in the other worker; none of them uses the
+# session's private servers or the clusters, which only the main lane starts.
+WAITING_LANE = frozenset(
+    {
+        "tests/integration/test_api_hostile_clients.py",
+        "tests/integration/test_fetcher_channels.py",
+        "tests/integration/test_fetcher_delivery.py",
+        "tests/integration/test_fetcher_follows_status.py",
+        "tests/integration/test_fetcher_hostile_upstream.py",
+        "tests/integration/test_fetcher_key_leak.py",
+        "tests/integration/test_fetcher_processes.py",
+        "tests/integration/test_fetcher_quota.py",
+        "tests/integration/test_fetcher_scheduling.py",
+        "tests/integration/test_fetcher_sources.py",
+        "tests/integration/test_fetcher_sources_not_found.py",
+        "tests/integration/test_fetcher_websub.py",
+        "tests/integration/test_indexer_replay.py",
+        "tests/integration/test_notifier_deliveries.py",
+        "tests/integration/test_notifier_webhooks.py",
+    }
+)
+
+
+def lane_of(nodeid: str) -> str:
+    """The lane of a test (its node id, relative to the project): "waiting" for the modules in
+    WAITING_LANE, "main" for the rest."""
+    return "waiting" if nodeid.split("::", 1)[0] in WAITING_LANE else "main"
+
+
+class LaneScheduling(LoadScopeScheduling):
+    """pytest-xdist's scope scheduler with one scope per lane: each lane goes whole, in collection
+    order, to one worker."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return lane_of(nodeid)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--lanes",
+        action="store_true",
+        help="with -n 2: the tests that mostly wait (WAITING_LANE) in one worker, the rest in order in the other",
+    )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LaneScheduling | None:
+    return LaneScheduling(config, log) if config.getoption("lanes") else None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests on cluster mode's clusters last, one after the other (in their own order), right
-    after the unit tests: the nine nodes come up while the unit tests run, and then run only while
-    they are used, not beside the rest of the suite."""
+    """Order the tests: the integration tests, the e2e tests, the unit tests, then the tests on
+    cluster mode's clusters, one after the other (in their own order): the nine nodes come up while
+    the unit tests run, and then run only while they are used, not beside the rest of the suite."""
     on_cluster = [item for item in items if "project_cluster" in getattr(item, "fixturenames", ())]
-    if not on_cluster:
-        return
     rest = [item for item in items if item not in on_cluster]
     unit = [item for item in rest if item.path.is_relative_to(PROJECT_ROOT / "tests" / "unit")]
-    items[:] = [item for item in rest if item not in unit] + unit + on_cluster
-    CLUSTER_BRING_UP.first_item = unit[0] if unit else None
+    e2e = [item for item in rest if item.path.is_relative_to(PROJECT_ROOT / "tests" / "e2e")]
+    items[:] = [item for item in rest if item not in unit and item not in e2e] + e2e + unit + on_cluster
+    CLUSTER_BRING_UP.first_item = unit[0] if unit and on_cluster else None
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
