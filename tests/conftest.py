@@ -164,13 +164,16 @@ class ClusterBringUp:
 CLUSTER_BRING_UP = ClusterBringUp()
 
 
-# Modules that spend their time waiting on timers (poll intervals, retries, backoff, timeouts) rather
-# than on the CPU. With `--lanes` (and `-n 2`, as `make test` runs) they run in a second pytest-xdist
-# worker beside everything else, which runs in order in the other worker; none of them uses the
+# Modules that spend their time waiting on timers (poll intervals, retries, backoff, timeouts, time
+# budgets) rather than on the CPU. With `--lanes` (and `-n 2`, as `make test` runs) they run in a
+# second pytest-xdist worker beside everything else, which runs in order in the other worker; none of them uses the
 # session's private servers or the clusters, which only the main lane starts.
 WAITING_LANE = frozenset(
     {
+        "tests/integration/test_api_admin_schemathesis.py",
         "tests/integration/test_api_hostile_clients.py",
+        "tests/integration/test_api_schemathesis.py",
+        "tests/integration/test_api_walks.py",
         "tests/integration/test_fetcher_channels.py",
         "tests/integration/test_fetcher_delivery.py",
         "tests/integration/test_fetcher_follows_status.py",
@@ -182,9 +185,13 @@ WAITING_LANE = frozenset(
         "tests/integration/test_fetcher_sources.py",
         "tests/integration/test_fetcher_sources_not_found.py",
         "tests/integration/test_fetcher_websub.py",
+        "tests/integration/test_indexer_reindex.py",
         "tests/integration/test_indexer_replay.py",
+        "tests/integration/test_indexer_upgrade.py",
+        "tests/integration/test_localstack_prometheus.py",
         "tests/integration/test_notifier_deliveries.py",
         "tests/integration/test_notifier_webhooks.py",
+        "tests/integration/test_quorum_topology.py",
     }
 )
 
