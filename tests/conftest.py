@@ -166,8 +166,8 @@ CLUSTER_BRING_UP = ClusterBringUp()
 
 # Modules that spend their time waiting on timers (poll intervals, retries, backoff, timeouts, time
 # budgets) rather than on the CPU. With `--lanes` (and `-n 2`, as `make test` runs) they run in a
-# second pytest-xdist worker beside everything else, which runs in order in the other worker; none of them uses the
-# session's private servers or the clusters, which only the main lane starts.
+# second pytest-xdist worker beside everything else, which runs in order in the other worker. None
+# of them uses the session's private servers or the clusters, which only the main lane starts.
 WAITING_LANE = frozenset(
     {
         "tests/integration/test_api_admin_schemathesis.py",
@@ -226,12 +226,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Order the tests: the integration tests, the e2e tests, the unit tests, then the tests on
     cluster mode's clusters, one after the other (in their own order): the nine nodes come up while
     the unit tests run, and then run only while they are used, not beside the rest of the suite."""
-    on_cluster = [item for item in items if "project_cluster" in getattr(item, "fixturenames", ())]
-    rest = [item for item in items if item not in on_cluster]
-    unit = [item for item in rest if item.path.is_relative_to(PROJECT_ROOT / "tests" / "unit")]
-    e2e = [item for item in rest if item.path.is_relative_to(PROJECT_ROOT / "tests" / "e2e")]
-    items[:] = [item for item in rest if item not in unit and item not in e2e] + e2e + unit + on_cluster
-    CLUSTER_BRING_UP.first_item = unit[0] if unit and on_cluster else None
+    tests = PROJECT_ROOT / "tests"
+
+    def rank(item: pytest.Item) -> int:
+        if "project_cluster" in getattr(item, "fixturenames", ()):
+            return 3
+        if item.path.is_relative_to(tests / "unit"):
+            return 2
+        return 1 if item.path.is_relative_to(tests / "e2e") else 0
+
+    items.sort(key=rank)  # stable: each part keeps its collection order
+    unit = [item for item in items if rank(item) == 2]
+    CLUSTER_BRING_UP.first_item = unit[0] if unit and rank(items[-1]) == 3 else None
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
