@@ -311,7 +311,7 @@ async def ensure_search_index(es: AsyncElasticsearch, alias: str, replicas: int 
 PERCOLATOR_SUFFIX = "-queries"
 PERCOLATOR_QUERY_FIELD = "query"
 PERCOLATOR_TEXT_FIELD = "query_text"
-# What a percolated document holds: the fields the API's q searches (services/common/video_query.py).
+# What a percolated document's text is made of: the fields the API's q searches (services/common/video_query.py).
 PERCOLATED_FIELDS = ("title", "channel_title", "description")
 
 
@@ -330,9 +330,12 @@ def whole_word_mappings(catalogue_index: Mapping[str, Any], names: Iterable[str]
     return {name: {key: value for key, value in properties[name].items() if key != "fields"} for name in names}
 
 
-def percolator_index_body(catalogue_index: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def percolator_index_body(
+    catalogue_index: Mapping[str, Any], text_mappings: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(settings, mappings) of a percolator index for the catalogue index described by ``catalogue_index``
-    (one entry of ``indices.get``): its analysis and its text fields' mappings, without sub-fields."""
+    (one entry of ``indices.get``): its analysis and ``text_mappings``, how it holds a video's text
+    (``services.common.percolated_text``)."""
     settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
     analysis = catalogue_index["settings"]["index"].get("analysis")
     if analysis:
@@ -340,7 +343,7 @@ def percolator_index_body(catalogue_index: dict[str, Any]) -> tuple[dict[str, An
     mappings = {
         "dynamic": "strict",
         "properties": {
-            **whole_word_mappings(catalogue_index, PERCOLATED_FIELDS),
+            **text_mappings,
             PERCOLATOR_QUERY_FIELD: {"type": "percolator"},
             PERCOLATOR_TEXT_FIELD: {"type": "keyword"},
         },

@@ -150,11 +150,11 @@ def _only_stop_words(text: str) -> bool:
     return all(word.strip('"()|+-~*').lower() in _ENGLISH_STOP_WORDS for word in text.split())
 
 
-def _words(text: str) -> dict[str, Any]:
+def _words(text: str, fields: Sequence[str]) -> dict[str, Any]:
     return {
         "simple_query_string": {
             "query": text,
-            "fields": TEXT_FIELDS,
+            "fields": list(fields),
             "default_operator": "and",
             "flags": TEXT_FLAGS,
             "lenient": True,
@@ -162,19 +162,21 @@ def _words(text: str) -> dict[str, Any]:
     }
 
 
-def text_query(q: str, *, whole_words: bool = False) -> dict[str, Any]:
+def text_query(q: str, *, whole_words: bool = False, fields: Sequence[str] = TEXT_FIELDS) -> dict[str, Any]:
     """Stemmed words (english analyzer) everywhere; the word still being typed also as a prefix.
 
     ``whole_words``: every word only as a whole word, the last one too (for a query that is not
-    being typed, such as one stored to match videos that arrive later).
+    being typed, such as one stored to match videos that arrive later). ``fields``: where the words
+    are searched (a percolator's one field holding the three, for instance); prefixes always go to
+    the prefix sub-fields.
     """
     parsed = parse_text_query(q)
     if whole_words or parsed.prefix_word is None:
-        return _words(parsed.text)
+        return _words(parsed.text, fields)
     last_word = {
         "bool": {
             "should": [
-                _words(parsed.prefix_word),
+                _words(parsed.prefix_word, fields),
                 {"multi_match": {"query": parsed.prefix_word, "fields": PREFIX_FIELDS, "operator": "and"}},
             ],
             "minimum_should_match": 1,
@@ -182,7 +184,7 @@ def text_query(q: str, *, whole_words: bool = False) -> dict[str, Any]:
     }
     if not parsed.head or _only_stop_words(parsed.head):
         return last_word
-    return {"bool": {"must": [_words(parsed.head), last_word]}}
+    return {"bool": {"must": [_words(parsed.head, fields), last_word]}}
 
 
 def filter_clauses(filters: Filters, snapshot_ms: int | None) -> list[dict[str, Any]]:
@@ -247,13 +249,18 @@ def matched_clause(query: str, matched: MatchedBy) -> dict[str, Any]:
 
 
 def build_query(
-    filters: Filters, snapshot_ms: int | None, *, scored: bool, whole_words: bool = False
+    filters: Filters,
+    snapshot_ms: int | None,
+    *,
+    scored: bool,
+    whole_words: bool = False,
+    text_fields: Sequence[str] = TEXT_FIELDS,
 ) -> dict[str, Any]:
     """The whole query: q scores the hits when ``scored`` (relevance), else it only filters them."""
     clauses = filter_clauses(filters, snapshot_ms)
     must: list[dict[str, Any]] = []
     if filters.q is not None:
-        (must if scored else clauses).append(text_query(filters.q, whole_words=whole_words))
+        (must if scored else clauses).append(text_query(filters.q, whole_words=whole_words, fields=text_fields))
     if not clauses and not must:
         return {"match_all": {}}
     return {"bool": {"filter": clauses, "must": must}}

@@ -4,6 +4,8 @@ The index (``<alias>-queries-<fingerprint>`` behind the alias ``<alias>-queries`
 query per configured query text, built by ``services.common.video_query.text_query`` with whole words
 (the API's prefix on the last word is for someone typing, not for deciding what a video is about),
 so a video matches a stored query exactly when the API's ``q`` of the same text, typed out, finds it.
+Videos hold their text as ``services.common.percolated_text`` lays it out for the catalogue (one field
+for the three texts, a cheaper percolate), and the stored queries search it there.
 
 Its settings and text-field mappings are copied from the catalogue's live write index
 (``catalogue.percolator_index_body``) and named by a fingerprint of them and of a built query: a
@@ -24,7 +26,6 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
 from services.common.catalogue import (
-    PERCOLATED_FIELDS,
     PERCOLATOR_QUERY_FIELD,
     PERCOLATOR_TEXT_FIELD,
     alias_indexes,
@@ -32,6 +33,7 @@ from services.common.catalogue import (
     percolator_index_body,
     set_replicas,
 )
+from services.common.percolated_text import PercolatedText
 from services.common.video_query import text_query
 from services.indexer.reindex import swap_alias
 
@@ -43,17 +45,19 @@ MAX_QUERIES = 10_000
 _FINGERPRINT_SAMPLE = 'cricket "test match" -highlights bowl'
 
 
-def stored_query(text: str) -> dict[str, Any]:
-    """The percolator document of a configured query: the API's q for ``text``, whole words only."""
-    return {PERCOLATOR_QUERY_FIELD: text_query(text, whole_words=True), PERCOLATOR_TEXT_FIELD: text}
+def stored_query(text: str, layout: PercolatedText) -> dict[str, Any]:
+    """The percolator document of a configured query: the API's q for ``text``, whole words only,
+    searching the videos' text where ``layout`` puts it."""
+    query = text_query(text, whole_words=True, fields=layout.query_fields)
+    return {PERCOLATOR_QUERY_FIELD: query, PERCOLATOR_TEXT_FIELD: text}
 
 
 def query_id(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def percolator_fingerprint(settings: Mapping[str, Any], mappings: Mapping[str, Any]) -> str:
-    body = {"settings": settings, "mappings": mappings, "sample": stored_query(_FINGERPRINT_SAMPLE)}
+def percolator_fingerprint(settings: Mapping[str, Any], mappings: Mapping[str, Any], layout: PercolatedText) -> str:
+    body = {"settings": settings, "mappings": mappings, "sample": stored_query(_FINGERPRINT_SAMPLE, layout)}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -65,13 +69,14 @@ class QueryPercolator:
         # ELASTICSEARCH_REPLICAS: given at creation, and once per process to an existing index.
         self._replicas = replicas
         self._replicas_set = False
+        self._layout: PercolatedText | None = None  # the current index's, known since the last sync
 
     async def sync(self, queries: Sequence[str]) -> list[str]:
         """Make the percolator index current and hold exactly ``queries``; returns those it did not
         hold before (new, or all of them when there was no percolator index), in ``queries`` order."""
         previous = await alias_indexes(self._es, self.alias)
         held_before = await self._held(previous[0]) if previous else set()
-        index, settings, mappings = await self._current_index()
+        index, settings, mappings, layout = await self._current_index()
         if previous != [index]:
             await self._create(index, settings, mappings)
             await swap_alias(self._es, self.alias, index)
@@ -84,13 +89,14 @@ class QueryPercolator:
         elif not self._replicas_set:
             await set_replicas(self._es, index, self._replicas)
         self._replicas_set = True
+        self._layout = layout
         held = await self._held(index)
         wanted = list(dict.fromkeys(queries))
         operations: list[dict[str, Any]] = []
         added = [text for text in wanted if text not in held]
         removed = sorted(held - set(wanted))
         for text in added:
-            operations += [{"index": {"_id": query_id(text)}}, stored_query(text)]
+            operations += [{"index": {"_id": query_id(text)}}, stored_query(text, layout)]
         for text in removed:
             operations.append({"delete": {"_id": query_id(text)}})
         if operations:
@@ -109,7 +115,9 @@ class QueryPercolator:
         percolate request for them all. ``only`` restricts to those query texts."""
         if not docs:
             return []
-        documents = [{name: doc.get(name) or "" for name in PERCOLATED_FIELDS} for doc in docs]
+        if self._layout is None:
+            self._layout = (await self._current_index())[3]
+        documents = [self._layout.of(doc) for doc in docs]
         clauses: list[dict[str, Any]] = [{"percolate": {"field": PERCOLATOR_QUERY_FIELD, "documents": documents}}]
         if only is not None:
             clauses.append({"terms": {PERCOLATOR_TEXT_FIELD: list(only)}})
@@ -126,12 +134,14 @@ class QueryPercolator:
                 found[slot].add(text)
         return found
 
-    async def _current_index(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """The name, settings and mappings the percolator index must have for the catalogue as it is."""
+    async def _current_index(self) -> tuple[str, dict[str, Any], dict[str, Any], PercolatedText]:
+        """The name, settings, mappings and text layout the percolator index must have for the
+        catalogue as it is."""
         catalogue = (await alias_indexes(self._es, self._catalogue_alias))[0]
         info = (await self._es.indices.get(index=catalogue)).body[catalogue]
-        settings, mappings = percolator_index_body(info)
-        return f"{self.alias}-{percolator_fingerprint(settings, mappings)}", settings, mappings
+        layout = PercolatedText.for_catalogue(info)
+        settings, mappings = percolator_index_body(info, layout.mappings)
+        return f"{self.alias}-{percolator_fingerprint(settings, mappings, layout)}", settings, mappings, layout
 
     async def _create(self, index: str, settings: dict[str, Any], mappings: dict[str, Any]) -> None:
         # With ELASTICSEARCH_REPLICAS, not the body's 0: the fingerprint reads the body, and the

@@ -3,9 +3,11 @@
 The index (``<alias>-saved-searches-<fingerprint>`` behind the alias ``<alias>-saved-searches``) holds
 one stored query per saved search with a webhook that is not paused: the query the API builds for its
 filters (``services.common.video_query.build_query``) with whole words, so "cat" matches a video about
-cats and never one about a "category". Beside the query it keeps what the query cannot say: the saved
-search's ``created_at`` (only videos first seen from then on are delivered) and ``published_within``
-(a span back from the moment a video is matched), which ``percolate``'s caller checks per video.
+cats and never one about a "category", its words searched where ``services.common.percolated_text``
+puts a percolated video's text for this catalogue (one field for the three: a cheaper percolate).
+Beside the query it keeps what the query cannot say: the saved search's ``created_at`` (only videos
+first seen from then on are delivered) and ``published_within`` (a span back from the moment a video
+is matched), which ``percolate``'s caller checks per video.
 
 Settings (analysis) and the mappings of the fields the filters read are copied from the catalogue's
 live write index, and the index is named by a fingerprint of them and of a built query: a catalogue
@@ -28,6 +30,7 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
 from services.common.catalogue import alias_indexes, set_replicas, whole_word_mappings
+from services.common.percolated_text import PercolatedText
 from services.common.saved_searches import SavedSearch
 from services.common.timefmt import format_rfc3339, parse_rfc3339
 from services.common.video_filters import VideoFilters
@@ -39,11 +42,9 @@ SAVED_SEARCHES_SUFFIX = "-saved-searches"
 QUERY_FIELD = "query"
 # Saved searches one percolator index (and one percolate answer) holds at most: its max_result_window.
 MAX_SAVED_SEARCHES = 100_000
-# What a percolated video holds: the fields a saved search's filters read, as the catalogue maps them.
+# What a percolated video holds beside its text (PercolatedText): the fields a saved search's filters
+# read, as the catalogue maps them.
 PERCOLATED_VIDEO_FIELDS = (
-    "title",
-    "channel_title",
-    "description",
     "channel_id",
     "published_at",
     "queries",
@@ -71,28 +72,29 @@ def is_percolated(search: SavedSearch) -> bool:
     return search.webhook is not None and not search.webhook.paused
 
 
-def stored_query(filters: VideoFilters) -> dict[str, Any]:
+def stored_query(filters: VideoFilters, layout: PercolatedText) -> dict[str, Any]:
     """The filters' query as the API builds it for a list, whole words, without ``published_within``
     (relative to the moment of matching, it is checked per video) and without the clause that leaves
     out removed videos: the matcher never percolates one, and a query of terms alone is one the
-    percolator selects by its terms and runs on fewer videos (a third less time per percolate)."""
+    percolator selects by its terms and runs on fewer videos (a third less time per percolate). Its
+    words search the videos' text where ``layout`` puts it."""
     matched = replace(filters.filters(), published_within_ms=None, include_removed=True)
-    return build_query(matched, None, scored=False, whole_words=True)
+    return build_query(matched, None, scored=False, whole_words=True, text_fields=layout.query_fields)
 
 
-def stored_document(search: SavedSearch) -> dict[str, Any]:
+def stored_document(search: SavedSearch, layout: PercolatedText) -> dict[str, Any]:
     within = search.filters.filters().published_within_ms
     return {
-        QUERY_FIELD: stored_query(search.filters),
+        QUERY_FIELD: stored_query(search.filters, layout),
         "saved_search_id": search.id,
         "created_at": format_rfc3339(search.created_at),
         "published_within_ms": within,
     }
 
 
-def percolated_video(doc: Mapping[str, Any]) -> dict[str, Any]:
+def percolated_video(doc: Mapping[str, Any], layout: PercolatedText) -> dict[str, Any]:
     """A stored video (a MongoDB document) as the percolator reads it."""
-    video: dict[str, Any] = {}
+    video = layout.of(doc)
     for name in PERCOLATED_VIDEO_FIELDS:
         value = doc.get(name)
         if value is None:
@@ -107,9 +109,10 @@ def percolated_video(doc: Mapping[str, Any]) -> dict[str, Any]:
     return video
 
 
-def index_body(catalogue_index: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def index_body(catalogue_index: Mapping[str, Any], layout: PercolatedText) -> tuple[dict[str, Any], dict[str, Any]]:
     """(settings, mappings) of the percolator index for the catalogue index described by
-    ``catalogue_index`` (one entry of ``indices.get``): its analysis, the filtered fields' mappings."""
+    ``catalogue_index`` (one entry of ``indices.get``): its analysis, the filtered fields' mappings and
+    the text fields of ``layout``."""
     settings: dict[str, Any] = {
         "number_of_shards": 1,
         "number_of_replicas": 0,
@@ -120,13 +123,17 @@ def index_body(catalogue_index: Mapping[str, Any]) -> tuple[dict[str, Any], dict
         settings["analysis"] = analysis
     mappings = {
         "dynamic": "strict",
-        "properties": {**whole_word_mappings(catalogue_index, PERCOLATED_VIDEO_FIELDS), **_SAVED_SEARCH_PROPERTIES},
+        "properties": {
+            **layout.mappings,
+            **whole_word_mappings(catalogue_index, PERCOLATED_VIDEO_FIELDS),
+            **_SAVED_SEARCH_PROPERTIES,
+        },
     }
     return settings, mappings
 
 
-def fingerprint(settings: Mapping[str, Any], mappings: Mapping[str, Any]) -> str:
-    body = {"settings": settings, "mappings": mappings, "sample": stored_query(_FINGERPRINT_SAMPLE)}
+def fingerprint(settings: Mapping[str, Any], mappings: Mapping[str, Any], layout: PercolatedText) -> str:
+    body = {"settings": settings, "mappings": mappings, "sample": stored_query(_FINGERPRINT_SAMPLE, layout)}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -151,6 +158,7 @@ class SavedSearchPercolator:
         # What the current index holds (id -> rev), known since this process last read or built it.
         self._index: str | None = None
         self._held: dict[str, int] = {}
+        self._layout: PercolatedText | None = None
 
     @property
     def held(self) -> int:
@@ -162,7 +170,7 @@ class SavedSearchPercolator:
         wanted = {search.id: search for search in searches if is_percolated(search)}
         if len(wanted) > MAX_SAVED_SEARCHES:
             raise ValueError(f"more than {MAX_SAVED_SEARCHES} saved searches with a webhook")
-        index, settings, mappings = await self._current_index()
+        index, settings, mappings, layout = await self._current_index()
         previous = await alias_indexes(self._es, self.alias)
         rebuilt = previous != [index]
         if rebuilt:
@@ -173,9 +181,10 @@ class SavedSearchPercolator:
         if rebuilt or self._index != index:
             self._held = await self._read_held(index)
         self._index = index
+        self._layout = layout
         written = [search for search in wanted.values() if self._held.get(search.id) != search.rev]
         deleted = sorted(set(self._held) - set(wanted))
-        await self._write(index, written, deleted)
+        await self._write(index, layout, written, deleted)
         if rebuilt:
             # Only now that the new index holds every saved search does the alias move to it.
             await self._point_alias(index, previous)
@@ -186,9 +195,12 @@ class SavedSearchPercolator:
         matches: one percolate request for them all (a second only if more matched than expected)."""
         if not docs:
             return []
+        layout = self._layout or (await self._current_index())[3]
         query = {
             "bool": {
-                "filter": [{"percolate": {"field": QUERY_FIELD, "documents": [percolated_video(d) for d in docs]}}]
+                "filter": [
+                    {"percolate": {"field": QUERY_FIELD, "documents": [percolated_video(d, layout) for d in docs]}}
+                ]
             }
         }
         size = min(MAX_SAVED_SEARCHES, len(self._held) + 100)
@@ -211,12 +223,13 @@ class SavedSearchPercolator:
             for hit in found
         ]
 
-    async def _current_index(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """The name, settings and mappings the index must have for the catalogue as it is."""
+    async def _current_index(self) -> tuple[str, dict[str, Any], dict[str, Any], PercolatedText]:
+        """The name, settings, mappings and text layout the index must have for the catalogue as it is."""
         catalogue = (await alias_indexes(self._es, self._catalogue_alias))[0]
         info = (await self._es.indices.get(index=catalogue)).body[catalogue]
-        settings, mappings = index_body(info)
-        return f"{self.alias}-{fingerprint(settings, mappings)}", settings, mappings
+        layout = PercolatedText.for_catalogue(info)
+        settings, mappings = index_body(info, layout)
+        return f"{self.alias}-{fingerprint(settings, mappings, layout)}", settings, mappings, layout
 
     async def _create(self, index: str, settings: dict[str, Any], mappings: dict[str, Any]) -> None:
         # With ELASTICSEARCH_REPLICAS, not the body's 0: the fingerprint reads the body, and the
@@ -242,12 +255,14 @@ class SavedSearchPercolator:
             "saved searches index built", extra={"alias": self.alias, "index": index, "previous": ",".join(old)}
         )
 
-    async def _write(self, index: str, written: Sequence[SavedSearch], deleted: Sequence[str]) -> None:
+    async def _write(
+        self, index: str, layout: PercolatedText, written: Sequence[SavedSearch], deleted: Sequence[str]
+    ) -> None:
         operations: list[dict[str, Any]] = []
         for search in written:
             operations += [
                 {"index": {"_id": search.id, "version": search.rev, "version_type": "external"}},
-                stored_document(search),
+                stored_document(search, layout),
             ]
         for saved_search_id in deleted:
             operations.append({"delete": {"_id": saved_search_id}})

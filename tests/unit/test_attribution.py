@@ -21,7 +21,8 @@ from services.common.catalogue import (
     percolator_index_body,
 )
 from services.common.events import FoundBy
-from services.common.video_query import Filters, build_query, text_query
+from services.common.percolated_text import PercolatedText
+from services.common.video_query import TEXT_FIELDS, Filters, build_query, text_query
 from services.common.video_shape import public_video
 from services.indexer.percolator import percolator_fingerprint, query_id, stored_query
 
@@ -36,36 +37,76 @@ def catalogue_index(settings: dict[str, Any] | None = None, mappings: dict[str, 
     }
 
 
-def test_the_percolator_index_copies_the_catalogues_analysis_and_text_fields_without_sub_fields() -> None:
-    settings, mappings = percolator_index_body(catalogue_index())
+def fingerprint_of(catalogue: dict[str, Any]) -> str:
+    layout = PercolatedText.for_catalogue(catalogue)
+    return percolator_fingerprint(*percolator_index_body(catalogue, layout.mappings), layout)
+
+
+def test_the_percolator_index_copies_the_catalogues_analysis_into_one_text_field_without_sub_fields() -> None:
+    layout = PercolatedText.for_catalogue(catalogue_index())
+    settings, mappings = percolator_index_body(catalogue_index(), layout.mappings)
     assert settings["analysis"] == SEARCH_INDEX_SETTINGS["analysis"]
     for name in PERCOLATED_FIELDS:
-        catalogue_mapping = dict(SEARCH_INDEX_MAPPINGS["properties"][name])
-        # Whole-word queries read no prefix or keyword sub-field, so percolated videos are not analysed into them.
-        assert catalogue_mapping.pop("fields", None) is not None
-        assert mappings["properties"][name] == catalogue_mapping
+        assert SEARCH_INDEX_MAPPINGS["properties"][name]["analyzer"] == "english"
+        assert name not in mappings["properties"]  # percolated videos are analysed once, into "text"
+    # Whole-word queries read no prefix or keyword sub-field, so percolated videos are not analysed into
+    # them; the gap between the three values keeps a phrase inside one of them.
+    assert mappings["properties"]["text"] == {"type": "text", "analyzer": "english", "position_increment_gap": 100}
+    assert layout.query_fields == ("text",)
     assert mappings["properties"]["query"] == {"type": "percolator"}
     assert mappings["dynamic"] == "strict"
     assert percolator_alias("videos") == "videos-queries"
 
 
+def test_a_catalogue_analysing_its_text_fields_differently_keeps_the_three_fields_in_the_percolator() -> None:
+    mapping = copy.deepcopy(SEARCH_INDEX_MAPPINGS)
+    mapping["properties"]["description"]["analyzer"] = "standard"
+    layout = PercolatedText.for_catalogue(catalogue_index(mappings=mapping))
+    assert layout.query_fields == tuple(TEXT_FIELDS)
+    assert layout.mappings["description"] == {"type": "text", "analyzer": "standard"}  # without sub-fields
+    assert layout.mappings["title"] == {"type": "text", "analyzer": "english"}
+    video = {"title": "Cricket final", "channel_title": "Sky", "channel_id": CHANNEL}
+    assert layout.of(video) == {"title": "Cricket final", "channel_title": "Sky", "description": ""}
+    for name in PERCOLATED_FIELDS:
+        mapping["properties"][name]["analyzer"] = "standard"
+    assert PercolatedText.for_catalogue(catalogue_index(mappings=mapping)).mappings["text"]["analyzer"] == "standard"
+
+
+def test_a_percolated_videos_text_is_its_title_channel_title_and_description_present() -> None:
+    layout = PercolatedText.for_catalogue(catalogue_index())
+    video = {"title": "Cricket final", "channel_title": "Sky", "description": "", "channel_id": CHANNEL}
+    assert layout.of(video) == {"text": ["Cricket final", "Sky"]}
+    assert layout.of(video | {"description": "Highlights"}) == {"text": ["Cricket final", "Sky", "Highlights"]}
+    assert layout.of({"title": None}) == {"text": []}
+
+
 def test_an_analyser_or_mapping_change_of_the_catalogue_changes_the_percolator_fingerprint() -> None:
-    base = percolator_fingerprint(*percolator_index_body(catalogue_index()))
+    base = fingerprint_of(catalogue_index())
     analysis = copy.deepcopy(SEARCH_INDEX_SETTINGS)
     analysis["analysis"]["filter"]["prefix_edge"]["max_gram"] = 15
-    mapping = copy.deepcopy(SEARCH_INDEX_MAPPINGS)
-    mapping["properties"]["title"]["analyzer"] = "standard"
-    assert percolator_fingerprint(*percolator_index_body(catalogue_index(settings=analysis))) != base
-    assert percolator_fingerprint(*percolator_index_body(catalogue_index(mappings=mapping))) != base
-    assert percolator_fingerprint(*percolator_index_body(catalogue_index())) == base
+    all_standard = copy.deepcopy(SEARCH_INDEX_MAPPINGS)
+    for name in PERCOLATED_FIELDS:
+        all_standard["properties"][name]["analyzer"] = "standard"
+    title_only = copy.deepcopy(SEARCH_INDEX_MAPPINGS)
+    title_only["properties"]["title"]["analyzer"] = "standard"
+    fingerprints = {
+        base,
+        fingerprint_of(catalogue_index(settings=analysis)),
+        fingerprint_of(catalogue_index(mappings=all_standard)),
+        fingerprint_of(catalogue_index(mappings=title_only)),
+    }
+    assert len(fingerprints) == 4
+    assert fingerprint_of(catalogue_index()) == base
 
 
 def test_a_stored_query_is_the_apis_q_with_whole_words_and_no_prefix() -> None:
-    stored = stored_query("test match")
-    assert stored["query"] == text_query("test match", whole_words=True)
-    assert (
-        stored["query"] == build_query(Filters(q="test match"), None, scored=True, whole_words=True)["bool"]["must"][0]
-    )
+    layout = PercolatedText.for_catalogue(catalogue_index())
+    stored = stored_query("test match", layout)
+    assert stored["query"] == text_query("test match", whole_words=True, fields=["text"])
+    api_words = build_query(Filters(q="test match"), None, scored=True, whole_words=True)["bool"]["must"][0]
+    # The API's query but for where its words are searched: the one field holding the three.
+    assert api_words["simple_query_string"]["fields"] == ["title^3", "channel_title^2", "description"]
+    assert stored["query"]["simple_query_string"] == api_words["simple_query_string"] | {"fields": ["text"]}
     assert "prefix" not in str(stored["query"])  # the API's q prefixes the last word; attribution never
     assert "prefix" in str(text_query("test match"))
     assert stored["query_text"] == "test match"
