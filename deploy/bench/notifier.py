@@ -10,7 +10,8 @@ is printed). Every saved search has a webhook to a receiver of this process on l
 200 at once; the receiver listens on ``--receiver-hosts`` loopback addresses (127.0.0.1, 127.0.0.2, …,
 all in ``WEBHOOK_ALLOW_HOSTS``) and the webhooks are spread over them, as 10,000 saved searches'
 webhooks are spread over many receivers (each host gets WEBHOOK_CONCURRENCY_PER_HOST requests at once).
-A real notifier process (``python -m services.notifier``) and a real indexer process
+``--notifiers`` (2: one per core of this machine kind) real notifier processes (``python -m
+services.notifier``, competing for the stored events and the deliveries) and a real indexer process
 (``python -m services.indexer``) run on private names; the videos go through RabbitMQ and the indexer.
 
 Phase 1 (throughput): ``--videos`` videos are published as a backlog and stored by the indexer while
@@ -560,7 +561,9 @@ async def main() -> None:
     parser.add_argument("--rate", type=int, default=100, help="videos a second in phase 2 (latency)")
     parser.add_argument("--seconds", type=int, default=30, help="length of phase 2")
     parser.add_argument("--receiver-hosts", type=int, default=8, help="loopback addresses the webhooks spread over")
-    parser.add_argument("--notifiers", type=int, default=1, help="notifier processes (competing consumers)")
+    parser.add_argument(
+        "--notifiers", type=int, default=2, help="notifier processes (competing consumers; 2: one per core here)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results: dict[str, Any] = {
