@@ -177,7 +177,16 @@ def text_query(q: str, *, whole_words: bool = False, fields: Sequence[str] = TEX
         "bool": {
             "should": [
                 _words(parsed.prefix_word, fields),
-                {"multi_match": {"query": parsed.prefix_word, "fields": PREFIX_FIELDS, "operator": "and"}},
+                # bool_prefix: the prefix sub-field of descriptions holds whole words, so the word must be
+                # a prefix query there (on the titles' edge n-grams it is one term lookup either way).
+                {
+                    "multi_match": {
+                        "type": "bool_prefix",
+                        "query": parsed.prefix_word,
+                        "fields": PREFIX_FIELDS,
+                        "operator": "and",
+                    }
+                },
             ],
             "minimum_should_match": 1,
         }
@@ -190,7 +199,7 @@ def text_query(q: str, *, whole_words: bool = False, fields: Sequence[str] = TEX
 def filter_clauses(filters: Filters, snapshot_ms: int | None) -> list[dict[str, Any]]:
     """The filters (all but q) as filter clauses; ``snapshot_ms`` keeps videos first seen by then.
 
-    Removed videos are left out unless the filters include them.
+    Removed videos are left out by ``excluded_clauses``.
     """
     filters.require_absolute()
     clauses: list[dict[str, Any]] = []
@@ -211,9 +220,18 @@ def filter_clauses(filters: Filters, snapshot_ms: int | None) -> list[dict[str, 
         clauses.append(found_by_clause(filters.found_by))
     if snapshot_ms is not None:
         clauses.append({"range": {"first_seen_at": {"lte": snapshot_ms, "format": "epoch_millis"}}})
-    if not filters.include_removed:
-        clauses.append(NOT_REMOVED_CLAUSE)
     return clauses
+
+
+def excluded_clauses(filters: Filters) -> list[dict[str, Any]]:
+    """What a search leaves out: removed videos, unless the filters include them.
+
+    A must_not of the whole query, not a filter clause holding one: a bool of only must_not matches
+    by walking every document of the index (Lucene pairs it with match-all), which a relevance
+    search, visiting every match, paid on each (measured: 8-26 ms against 6-13 ms at 1,000,000
+    videos); a must_not beside the query only skips the rare removed ones.
+    """
+    return [] if filters.include_removed else [{"exists": {"field": REMOVED_AT_FIELD}}]
 
 
 # Videos YouTube did not say it deleted (an index created before removed_at existed holds none).
@@ -258,12 +276,13 @@ def build_query(
 ) -> dict[str, Any]:
     """The whole query: q scores the hits when ``scored`` (relevance), else it only filters them."""
     clauses = filter_clauses(filters, snapshot_ms)
+    excluded = excluded_clauses(filters)
     must: list[dict[str, Any]] = []
     if filters.q is not None:
         (must if scored else clauses).append(text_query(filters.q, whole_words=whole_words, fields=text_fields))
-    if not clauses and not must:
+    if not clauses and not must and not excluded:
         return {"match_all": {}}
-    return {"bool": {"filter": clauses, "must": must}}
+    return {"bool": {"filter": clauses, "must": must, "must_not": excluded}}
 
 
 def after_bound(sort: SortOrder, search_after: Sequence[Any] | None) -> dict[str, Any] | None:

@@ -52,6 +52,9 @@ async def catalogue(mongo_db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsea
             rng, title="A call makes bold umpire history", published_at=BASE_TIME - timedelta(days=4)
         ),
         "quetzal": make_event(rng, title="Quetzalcoatl bowling spell", published_at=BASE_TIME - timedelta(days=5)),
+        "described": make_event(rng, title="Evening session", published_at=BASE_TIME - timedelta(days=6)).model_copy(
+            update={"description": "Xylophone finale tonight"}
+        ),
     }
     events += texts.values()
     writer = await prepare_stores(mongo_db, es, es_alias)
@@ -142,6 +145,16 @@ async def test_q_matches_the_last_word_as_a_prefix_while_typing(api: Client, cat
     assert await _ids(api, q="the quetz") == [catalogue.texts["quetzal"].video_id]  # stop words never block
     # A finished word (followed by a space) is a whole word, not a prefix.
     assert await _ids(api, q="quetz ") == []
+
+
+async def test_the_word_being_typed_matches_a_prefix_of_description_words_too(
+    api: Client, catalogue: Catalogue
+) -> None:
+    described = catalogue.texts["described"].video_id
+    assert await _ids(api, q="xyloph") == [described]
+    assert await _ids(api, q="evening xyloph") == [described]  # the head in the title, the prefix in the description
+    assert await _ids(api, q="xyloph", sort="relevance") == [described]
+    assert await _ids(api, q="xyloph ") == []
 
 
 async def test_q_phrases_exclusions_and_all_words_required(api: Client, catalogue: Catalogue) -> None:

@@ -84,7 +84,7 @@ def test_found_by_binds_cursors_and_leaves_other_walks_fingerprints_alone() -> N
 
 def test_elasticsearch_filters_on_the_source_and_counts_queries_alone_as_search() -> None:
     channel = build_query(Filters(found_by="channel", include_removed=True), None, scored=False)
-    assert channel == {"bool": {"filter": [{"term": {"found_by.source": "channel"}}], "must": []}}
+    assert channel == {"bool": {"filter": [{"term": {"found_by.source": "channel"}}], "must": [], "must_not": []}}
     search = build_query(Filters(found_by="search"), None, scored=False)["bool"]["filter"][0]["bool"]
     assert search["minimum_should_match"] == 1
     assert {"term": {"found_by.source": "search"}} in search["should"]

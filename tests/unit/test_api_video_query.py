@@ -32,7 +32,8 @@ def test_build_query_scores_q_only_for_relevance_and_keeps_the_filters() -> None
     filters = Filters(q="crick", channel_ids=("UCa",), published_after_ms=1, published_before_ms=2, query="cricket")
     listing = build_query(filters, 5, scored=False)
     assert listing["bool"]["must"] == []
-    assert len(listing["bool"]["filter"]) == 6  # channels, dates, query, snapshot, not removed, q
+    assert len(listing["bool"]["filter"]) == 5  # channels, dates, query, snapshot, q
+    assert listing["bool"]["must_not"] == [{"exists": {"field": "removed_at"}}]
     relevance = build_query(filters, None, scored=True)
     assert relevance["bool"]["must"] == [text_query("crick")]
     assert not _has_prefix_query(build_query(filters, None, scored=True, whole_words=True))
