@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -46,6 +47,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tqdm import tqdm
 
 from deploy.bench.api_crowd import arrivals, crowd_urls, wrk_urls
+from deploy.bench.processes import CpuMeter, server_processes, with_children
 from services.common.catalogue import VIDEOS_COLLECTION, alias_indexes, ensure_mongo_indexes, ensure_search_index
 from services.common.events import Thumbnail, VideoEvent
 from services.common.settings import PROJECT_ROOT, StackSettings
@@ -235,10 +237,59 @@ def wrk_figures(output: str) -> dict[str, Any]:
     }
 
 
-async def crowd_scenario(
-    args: argparse.Namespace, stack: StackSettings, url: str, database: str, rate: float
+def cpu_meter(api: asyncio.subprocess.Process, indexer: asyncio.subprocess.Process | None = None) -> CpuMeter:
+    """A meter of the stores, the API (all its workers), the arrivals' indexer if any, and wrk."""
+    groups: dict[str, list[psutil.Process]] = {"api": with_children(api.pid), **server_processes()}
+    if indexer is not None:
+        groups["arrivals_indexer"] = with_children(indexer.pid)
+    return CpuMeter(groups, reaped_children="wrk")
+
+
+async def search_stats(es: AsyncElasticsearch) -> dict[str, int]:
+    stats = await es.indices.stats(index=BENCH_NAME, metric="search")
+    return dict(stats["_all"]["primaries"]["search"])
+
+
+async def measured_wrk(
+    es: AsyncElasticsearch, url: str, paths: Sequence[str], seconds: int, meter: CpuMeter
 ) -> dict[str, Any]:
-    """wrk over a freshly drawn crowd of URLs, with ``rate`` new videos a second arriving (0: none)."""
+    """wrk over ``paths``, with the CPU each process spent per request and Elasticsearch's search times.
+
+    ``es_query_ms`` / ``es_fetch_ms``: the mean time of a search's query and fetch phases in
+    Elasticsearch (waiting for a core included), from the index's search statistics.
+    """
+    workdir = RESULTS.parent / "crowd"
+    before = await search_stats(es)
+    meter.start()
+    figures = wrk_figures(await asyncio.to_thread(wrk_urls, url, paths, seconds, workdir))
+    meter.stop()
+    after = await search_stats(es)
+    requests = max(figures["requests"], 1)
+    delta = {key: after[key] - before[key] for key in after if isinstance(after[key], int)}
+    return figures | {
+        "cpu_ms_per_request": meter.ms_per(requests) | {"all": round(1000 * sum(meter.seconds.values()) / requests, 3)},
+        "machine_busy_percent": round(100 * meter.machine_busy_share, 1),
+        "searches_per_request": round(delta["query_total"] / requests, 2),
+        "es_query_ms": round(delta["query_time_in_millis"] / max(delta["query_total"], 1), 2),
+        "es_fetch_ms": round(delta["fetch_time_in_millis"] / max(delta["fetch_total"], 1), 2),
+    }
+
+
+async def crowd_scenario(
+    args: argparse.Namespace,
+    stack: StackSettings,
+    es: AsyncElasticsearch,
+    url: str,
+    *,
+    api: asyncio.subprocess.Process,
+    database: str,
+    rate: float,
+    by_kind: bool = False,
+) -> dict[str, Any]:
+    """wrk over a freshly drawn crowd of URLs, with ``rate`` new videos a second arriving (0: none).
+
+    ``by_kind``: then each kind of URL alone (``--kind-seconds`` each), to show what each costs.
+    """
     drawn = time.perf_counter()
     crowd = await crowd_urls(
         url,
@@ -250,10 +301,16 @@ async def crowd_scenario(
         deep_pages=args.crowd_deep_pages,
     )
     drawn = time.perf_counter() - drawn
-    workdir = RESULTS.parent / "crowd"
+    about: dict[str, Any] = {"crowd": crowd.summary(), "seconds_to_draw": round(drawn, 1)}
     if not rate:
-        figures = wrk_figures(await asyncio.to_thread(wrk_urls, url, crowd.paths, args.seconds, workdir))
-        return figures | {"crowd": crowd.summary(), "seconds_to_draw": round(drawn, 1)}
+        figures = await measured_wrk(es, url, crowd.paths, args.seconds, cpu_meter(api))
+        if by_kind:
+            about["by_kind"] = {}
+            for kind, paths in sorted(crowd.paths_by_kind.items()):
+                kind_figures = await measured_wrk(es, url, paths, args.kind_seconds, cpu_meter(api))
+                about["by_kind"][kind] = kind_figures | {"distinct_urls": len(paths)}
+                print(f"bench-api: crowd kind {kind} alone: {json.dumps(kind_figures)}", file=sys.stderr)
+        return figures | about
     indexer_port = free_port()
     async with arrivals(
         stack, database=database, alias=BENCH_NAME, rate=rate, make_event=make_event, indexer_port=indexer_port
@@ -261,14 +318,10 @@ async def crowd_scenario(
         await wait_indexer_ready(f"http://127.0.0.1:{indexer_port}")
         before = arrived.published
         started = time.perf_counter()
-        figures = wrk_figures(await asyncio.to_thread(wrk_urls, url, crowd.paths, args.seconds, workdir))
+        figures = await measured_wrk(es, url, crowd.paths, args.seconds, cpu_meter(api, arrived.indexer))
         published = arrived.published - before
         elapsed = time.perf_counter() - started
-    return figures | {
-        "crowd": crowd.summary(),
-        "seconds_to_draw": round(drawn, 1),
-        "arrivals_per_second": round(published / elapsed, 1),
-    }
+    return figures | about | {"arrivals_per_second": round(published / elapsed, 1)}
 
 
 async def wait_indexer_ready(url: str) -> None:
@@ -302,6 +355,14 @@ async def main() -> None:
     )
     parser.add_argument("--arrival-rate", type=float, default=50.0, help="new videos a second while the crowd runs")
     parser.add_argument("--only-crowd", action="store_true", help="leave out the single-URL scenarios (cache figures)")
+    parser.add_argument(
+        "--kind-seconds", type=int, default=8, help="seconds of each kind of crowd URL alone (0: leave them out)"
+    )
+    parser.add_argument(
+        "--refresh-interval",
+        default=None,
+        help="the catalogue index's refresh interval for this run, e.g. 5s (default: the index's own, 1s)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench-api: wrk is not installed (apt-get install -y wrk)")
@@ -330,8 +391,11 @@ async def main() -> None:
         stored = await db[VIDEOS_COLLECTION].estimated_document_count()
         print(f"bench-api: {present} videos indexed, {stored} stored", file=sys.stderr)
 
+        if args.refresh_interval is not None:
+            await es.indices.put_settings(index=BENCH_NAME, settings={"refresh_interval": args.refresh_interval})
         channel = f"UC{7:022d}"
         measured: dict[str, Any] = {}
+        kinds_measured = args.kind_seconds <= 0
         walk_page_seconds = 0.0
         cursor = ""
         # Per API_WORKERS value, twice: as deployed (the 1 s micro-cache of identical responses on), and
@@ -372,7 +436,12 @@ async def main() -> None:
                 measured[label][name] = await asyncio.to_thread(run_wrk, target, args.seconds)
                 print(f"bench-api: {label} {name}: {json.dumps(measured[label][name])}", file=sys.stderr)
             for name, rate in (("crowd_still", 0.0), ("crowd_arriving", args.arrival_rate)):
-                measured[label][name] = await crowd_scenario(args, stack, url, database, rate)
+                # Each kind alone once: in the first configuration with every request reaching Elasticsearch.
+                by_kind = not rate and cache_seconds == "0" and not kinds_measured
+                measured[label][name] = await crowd_scenario(
+                    args, stack, es, url, api=process, database=database, rate=rate, by_kind=by_kind
+                )
+                kinds_measured = kinds_measured or by_kind
                 print(f"bench-api: {label} {name}: {json.dumps(measured[label][name])}", file=sys.stderr)
             process.terminate()
             await process.wait()
@@ -387,7 +456,8 @@ async def main() -> None:
             "load_seconds": load_seconds,
             "load_videos_per_second": round(args.videos / load_seconds) if load_seconds else None,
             "walk_to_deep_page": {"depth": args.deep, "mean_page_of_100_ms": round(walk_page_seconds * 1000, 2)},
-            "wrk": {"threads": 2, "connections": 16, "seconds": args.seconds},
+            "wrk": {"threads": 2, "connections": 16, "seconds": args.seconds, "kind_seconds": args.kind_seconds},
+            "refresh_interval": args.refresh_interval or "1s",
             "load_average_at_end": os.getloadavg(),
             "scenarios": measured,
         }
@@ -399,6 +469,9 @@ async def main() -> None:
         if process is not None and process.returncode is None:
             process.terminate()
             await process.wait()
+        if args.keep_data and args.refresh_interval is not None:
+            # A later run without --refresh-interval measures the index's own interval again.
+            await es.indices.put_settings(index=BENCH_NAME, settings={"refresh_interval": None})
         if not args.keep_data:
             for name in await alias_indexes(es, BENCH_NAME):
                 await es.indices.delete(index=name)

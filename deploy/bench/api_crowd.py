@@ -71,10 +71,13 @@ class CrowdUrls:
     paths: list[str] = field(default_factory=list)
     kinds: Counter[str] = field(default_factory=Counter)
     cursor_depths: list[int] = field(default_factory=list)
+    paths_by_kind: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, kind: str, params: dict[str, str]) -> None:
-        self.paths.append(f"/api/v1/videos?{urlencode(params)}")
+        path = f"/api/v1/videos?{urlencode(params)}"
+        self.paths.append(path)
         self.kinds[kind] += 1
+        self.paths_by_kind.setdefault(kind, []).append(path)
 
     def summary(self) -> dict[str, Any]:
         depths = sorted(self.cursor_depths)
@@ -211,6 +214,7 @@ def wrk_urls(base: str, paths: Sequence[str], seconds: int, workdir: Path) -> st
 class ArrivalStats:
     published: int = 0
     seconds: float = 0.0
+    indexer: asyncio.subprocess.Process | None = None
 
     @property
     def per_second(self) -> float:
@@ -252,6 +256,7 @@ async def arrivals(
         indexer = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "services.indexer", cwd=PROJECT_ROOT, env={**os.environ, **env}
         )
+        stats.indexer = indexer
         rng = random.Random(run_id)
         stop = asyncio.Event()
 

@@ -49,6 +49,7 @@ from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from deploy.bench.processes import cpu_percent_of, cpu_seconds_of, server_processes
 from services.common.catalogue import MONGO_TEXT_INDEX, VIDEOS_COLLECTION, ensure_mongo_indexes, ensure_text_index
 from services.common.events import FoundBy, Thumbnail, VideoEvent
 from services.common.settings import PROJECT_ROOT, StackSettings
@@ -169,28 +170,6 @@ def quantile_bound(buckets: list[tuple[float, float]], count: float, q: float) -
     return float("inf")
 
 
-def server_processes() -> dict[str, list[psutil.Process]]:
-    """The local stack's servers on this machine, to show where the CPU goes (stores vs. indexer)."""
-    found: dict[str, list[psutil.Process]] = {"mongodb": [], "elasticsearch": [], "rabbitmq": []}
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        name, cmdline = proc.info["name"] or "", " ".join(proc.info["cmdline"] or [])
-        if name == "mongod":
-            found["mongodb"].append(proc)
-        elif name == "java" and "elasticsearch" in cmdline:
-            found["elasticsearch"].append(proc)
-        elif name == "beam.smp":
-            found["rabbitmq"].append(proc)
-    return found
-
-
-def cpu_percent_of(proc: psutil.Process) -> float:
-    """CPU since the last call (100 = one core); 0 for a process that has gone (e.g. a CLI's VM)."""
-    try:
-        return float(proc.cpu_percent())
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return 0.0
-
-
 async def wait_for_count(
     db: AsyncDatabase[dict[str, Any]], es: AsyncElasticsearch, alias: str, expected: int, within: float
 ) -> tuple[float, float]:
@@ -210,15 +189,6 @@ async def wait_for_count(
             return first, time.monotonic()
         await asyncio.sleep(0.05)
     raise TimeoutError(f"not all {expected} videos stored within {within}s")
-
-
-def cpu_seconds_of(proc: psutil.Process) -> float:
-    """User + system CPU seconds so far; 0 for a process that has gone."""
-    try:
-        times = proc.cpu_times()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return 0.0
-    return float(times.user + times.system)
 
 
 async def wiredtiger_cache_bytes(mongo: AsyncMongoClient[dict[str, Any]]) -> int:
