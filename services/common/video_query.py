@@ -231,11 +231,14 @@ def excluded_clauses(filters: Filters) -> list[dict[str, Any]]:
     search, visiting every match, paid on each (measured: 8-26 ms against 6-13 ms at 1,000,000
     videos); a must_not beside the query only skips the rare removed ones.
     """
-    return [] if filters.include_removed else [{"exists": {"field": REMOVED_AT_FIELD}}]
+    return [] if filters.include_removed else [REMOVED_CLAUSE]
 
 
-# Videos YouTube did not say it deleted (an index created before removed_at existed holds none).
-NOT_REMOVED_CLAUSE: dict[str, Any] = {"bool": {"must_not": [{"exists": {"field": REMOVED_AT_FIELD}}]}}
+# Videos YouTube said it deleted (an index created before removed_at existed holds none).
+REMOVED_CLAUSE: dict[str, Any] = {"exists": {"field": REMOVED_AT_FIELD}}
+# The others, as a query of its own: for aggregations over the whole catalogue, which visit every
+# document anyway.
+NOT_REMOVED_CLAUSE: dict[str, Any] = {"bool": {"must_not": [REMOVED_CLAUSE]}}
 
 
 def found_by_clause(source: FoundBySource) -> dict[str, Any]:
